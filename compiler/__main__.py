@@ -1,0 +1,5 @@
+"""`python -m dnac.compiler` runs the CLI."""
+
+from dnac.compiler.cli import main
+
+main()

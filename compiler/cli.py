@@ -1,0 +1,135 @@
+"""The `dnac` command line (click).
+
+Contract (DESIGN.md): user errors print exactly one line `dnac: error: <file>: <field>:
+<reason>` on stderr and exit with status 2; `--debug` shows the traceback instead.  Usage
+errors (unknown option, missing argument) follow the same one-line rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from dnac.compiler import __version__
+from dnac.compiler.errors import DnacError
+from dnac.compiler.frontend import load_model
+from dnac.compiler.workload.layer import Workload
+
+log = logging.getLogger("dnac")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="dnac")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """dnac: network / precision / accelerator co-design compiler (DNA + TRIPS)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------------------- inspect
+def _layer_row(layer: Any) -> dict[str, Any]:
+    return {
+        "name": layer.name,
+        "op": layer.op.value,
+        **{d: getattr(layer, d) for d in "NKCRSPQ"},
+        "stride": list(layer.stride),
+        "groups": layer.groups,
+        "w_bits": layer.w_bits,
+        "a_bits": layer.a_bits,
+        "macs": layer.macs,
+        "params": layer.params,
+    }
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f} {unit}"
+    return f"{x:g}"
+
+
+def _table(w: Workload) -> str:
+    header = ["name", "op", "N", "K", "C", "R", "S", "P", "Q", "stride", "groups", "bits", "MACs", "params"]
+    rows = []
+    for layer in w.layers:
+        s = layer.stride
+        rows.append([
+            layer.name, layer.op.value, *(str(getattr(layer, d)) for d in "NKCRSPQ"),
+            str(s[0]) if s[0] == s[1] else f"{s[0]}x{s[1]}", str(layer.groups),
+            f"w{layer.w_bits}a{layer.a_bits}", f"{layer.macs:,}", f"{layer.params:,}",
+        ])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    left = {0, 1, 11}
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i in left else c.rjust(widths[i]) for i, c in enumerate(r)).rstrip()
+
+    lines = [fmt(header), "  ".join("-" * wd for wd in widths)]
+    lines += [fmt(r) for r in rows]
+    lines.append(
+        f"{w.name}: {len(w.layers)} layers, input {list(w.input_shape)} x batch {w.batch}; "
+        f"total {w.total_macs:,} MACs ({_si(w.total_macs)}MACs), {w.total_params:,} params ({_si(w.total_params)})"
+    )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON (layers, total_macs, total_params).")
+def inspect(model: str, as_json: bool) -> None:
+    """Show MODEL's layers: shapes, bits, MACs and parameters.
+
+    MODEL is a zoo name (alexnet, vgg16, resnet18, resnet50, mobilenet_v2, fbnet, tiny, ...),
+    a model.yaml or a design.yaml.
+    """
+    loaded = load_model(model)
+    w = loaded.workload
+    if as_json:
+        out = {
+            "model": w.name,
+            "input_shape": list(w.input_shape),
+            "batch": w.batch,
+            "layers": [_layer_row(layer) for layer in w.layers],
+            "total_macs": w.total_macs,
+            "total_params": w.total_params,
+        }
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(_table(w))
+
+
+# ---------------------------------------------------------------------------- entry
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, exit status 2 for user errors."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="dnac", standalone_mode=False)
+    except DnacError as exc:
+        if debug:
+            raise
+        click.echo(f"dnac: error: {exc.line()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("dnac: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        msg = exc.format_message().replace("\n", " ")
+        click.echo(f"dnac: error: {msg} (see 'dnac --help')", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""User-facing errors.
+
+Every error a user can cause (bad YAML, unknown op, impossible budget, unwritable path) is a
+`DnacError` that knows the file, the field and the reason, so the CLI can print exactly one line
+and exit with status 2.  Internal bugs stay ordinary exceptions and keep their traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DnacError(Exception):
+    """A user error: `file: field: reason` on one line."""
+
+    file: str  # the input the error is about ("<python>" for API calls, "-" if none)
+    field: str  # dotted path of the offending field ("layers[3].kernel"), "" if whole input
+    reason: str  # what is wrong and, where possible, what would be right
+
+    def __post_init__(self) -> None:
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        parts = [p for p in (self.file, self.field) if p]
+        return ": ".join(parts + [self.reason]).replace("\n", " ")
+
+    def __str__(self) -> str:  # dataclass would otherwise print the repr
+        return self.line()
+
+
+class ModelError(DnacError):
+    """A model description (model.yaml, zoo name, nn.Module) is malformed."""
+
+
+class DesignError(DnacError):
+    """A design (design.yaml or an IR graph) breaks an invariant."""
+
+
+class TargetError(DnacError):
+    """An unknown target or a malformed target file."""
+
+
+class BudgetError(DnacError):
+    """A resource budget that no design can meet."""
+
+
+class OutputError(DnacError):
+    """An output folder that cannot or must not be written."""

@@ -1,0 +1,1 @@
+"""dnac.search: the co-search front-end (supernet, precision search, co-search loop)."""

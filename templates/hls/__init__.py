@@ -1,0 +1,1 @@
+"""Vivado HLS project templates."""

@@ -1,0 +1,174 @@
+"""Malformed inputs: each exits with status 2 and one line naming file, field and reason,
+and writes nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from test_cli import run
+
+GOOD = """\
+name: net
+input_shape: [3, 16, 16]
+layers:
+  - {name: c1, op: conv, out_channels: 8, kernel: 3, padding: 1, activation: relu}
+  - {name: c2, op: conv, out_channels: 8, kernel: 3, padding: 1}
+  - {name: r, op: add, inputs: [c1, c2]}
+  - {name: f, op: flatten}
+  - {name: fc, op: linear, out_features: 10}
+"""
+
+
+def check_rejected(capsys, monkeypatch, tmp_path: Path, text: str | None, *patterns: str, arg: str | None = None) -> str:
+    """Write `text` as model.yaml (unless None), run `dnac inspect`, check the contract."""
+    monkeypatch.chdir(tmp_path)
+    if text is not None:
+        (tmp_path / "model.yaml").write_text(text)
+    before = sorted(os.listdir(tmp_path))
+    code, out, err = run(capsys, "inspect", arg or "model.yaml")
+    assert code == 2, (out, err)
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("dnac: error: ")
+    for pat in patterns:
+        assert pat in lines[0], lines[0]
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written
+    return lines[0]
+
+
+def test_good_model_passes(capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.yaml").write_text(GOOD)
+    code, out, _ = run(capsys, "inspect", "model.yaml")
+    assert code == 0 and "net: 5 layers" not in out and "net: 4 layers" in out
+
+
+def test_yaml_syntax_error_gives_line_and_column(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("kernel: 3, padding: 1}", "kernel: 3, padding: 1", 1)
+    check_rejected(capsys, monkeypatch, tmp_path, text, "model.yaml: line ", "column", "YAML syntax error")
+
+
+def test_unknown_op(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("op: add", "op: concat")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[2].op", "unknown op 'concat'", "known: conv")
+
+
+def test_missing_field(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("out_channels: 8, kernel: 3, padding: 1, activation", "kernel: 3, padding: 1, activation")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[0].out_channels", "missing required field")
+
+
+def test_missing_top_level_field(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("input_shape: [3, 16, 16]\n", "")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "model.yaml: input_shape: missing required field")
+
+
+def test_zero_dimension(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("[3, 16, 16]", "[3, 0, 16]")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "input_shape[1]", "zero or negative: 0")
+
+
+def test_negative_kernel(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("kernel: 3, padding: 1, activation", "kernel: -3, padding: 1, activation")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[0].kernel", "zero or negative: -3")
+
+
+def test_non_integer_value(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("out_channels: 8, kernel: 3, padding: 1, activation", "out_channels: 8.5, kernel: 3, padding: 1, activation")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[0].out_channels", "must be an integer, got 8.5")
+
+
+def test_shape_mismatch_at_residual_add(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("{name: c2, op: conv, out_channels: 8", "{name: c2, op: conv, out_channels: 16")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[2].inputs", "shape mismatch at residual add",
+                   "c1 [8, 16, 16], c2 [16, 16, 16]")
+
+
+def test_duplicate_layer_name(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("{name: c2,", "{name: c1,").replace("inputs: [c1, c2]", "inputs: [c1, c1]")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[1].name", "duplicate layer name 'c1'")
+
+
+def test_kernel_larger_than_padded_input(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("kernel: 3, padding: 1, activation", "kernel: 19, padding: 1, activation")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[0].kernel", "kernel 19 is larger than its padded input 18")
+
+
+def test_unknown_zoo_name(capsys, monkeypatch, tmp_path) -> None:
+    check_rejected(capsys, monkeypatch, tmp_path, None, "vgg17", "not a file and not a zoo model", "vgg16", arg="vgg17")
+
+
+def test_unknown_target(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("layers:\n", "target: {zc702: {dsp: 220}}\nlayers:\n")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "target.zc702", "unknown target 'zc702'", "zc706")
+
+
+def test_unknown_target_override_key(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("layers:\n", "target: {zc706: {dsps: 220}}\nlayers:\n")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "target.zc706.dsps", "unknown key")
+
+
+def test_bits_out_of_range(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("out_features: 10}", "out_features: 10, w_bits: 40}")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[4].w_bits", "bit width must be an integer in [1, 32], got 40")
+
+
+def test_empty_layer_list(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.split("layers:")[0] + "layers: []\n"
+    check_rejected(capsys, monkeypatch, tmp_path, text, "model.yaml: layers: the layer list is empty")
+
+
+def test_file_not_found(capsys, monkeypatch, tmp_path) -> None:
+    check_rejected(capsys, monkeypatch, tmp_path, None, "missing.yaml: file not found", arg="missing.yaml")
+
+
+def test_directory_as_model(capsys, monkeypatch, tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    check_rejected(capsys, monkeypatch, tmp_path, None, "models: is a directory", arg="models/")
+
+
+def test_unsupported_torch_op(capsys, monkeypatch, tmp_path) -> None:
+    for name in ("torch_unsupported.yaml", "torch_factory.py"):
+        shutil.copy(DATA / "models" / name, tmp_path / name)
+    check_rejected(capsys, monkeypatch, tmp_path, None, "node 'sigmoid'", "unsupported op torch.sigmoid",
+                   "torch_factory.py:", arg="torch_unsupported.yaml")
+
+
+def test_unknown_field_is_a_typo(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("padding: 1, activation", "pading: 1, activation", 1)
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[0].pading", "unknown field")
+
+
+def test_input_names_unknown_layer(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("inputs: [c1, c2]", "inputs: [c1, c3]")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[2].inputs[1]", "unknown tensor 'c3'")
+
+
+def test_linear_without_flatten(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("  - {name: f, op: flatten}\n", "")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[3].input", "add a flatten entry")
+
+
+def test_unknown_activation(capsys, monkeypatch, tmp_path) -> None:
+    text = GOOD.replace("activation: relu}", "activation: gelu}")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[0].activation", "unknown activation 'gelu'")
+
+
+def test_not_a_mapping(capsys, monkeypatch, tmp_path) -> None:
+    check_rejected(capsys, monkeypatch, tmp_path, "- just\n- a list\n", "model.yaml: must be a mapping")
+
+
+def test_broken_design_yaml_names_node(capsys, monkeypatch, tmp_path) -> None:
+    from conftest import random_design
+    from dnac.compiler.ir import design_yaml
+    from dnac.compiler.workload import zoo
+
+    text = design_yaml.dump(random_design(zoo.get("tiny"), 0))
+    text = text.replace("dims: {N: 1, K: 16, C: 8, R: 3, S: 3, P: 8, Q: 8}", "dims: {N: 1, K: 16, C: 8, R: 3, S: 3, P: 7, Q: 8}")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "conv2.dims.P", "is 7 but")

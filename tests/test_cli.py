@@ -1,0 +1,76 @@
+"""The command line: `dnac inspect`, `--version`, and the one-line error contract."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+from dnac.compiler.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_version(capsys) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("dnac, version ")
+
+
+def test_inspect_vgg16_shows_total(capsys) -> None:
+    code, out, err = run(capsys, "inspect", "vgg16")
+    assert code == 0 and err == ""
+    assert "15.47 GMACs" in out
+    assert "15,470,264,320 MACs" in out
+    header = out.splitlines()[0].split()
+    assert header == ["name", "op", "N", "K", "C", "R", "S", "P", "Q", "stride", "groups", "bits", "MACs", "params"]
+
+
+def test_inspect_json(capsys) -> None:
+    code, out, _ = run(capsys, "inspect", "resnet18", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) >= {"layers", "total_macs", "total_params"}
+    assert data["total_macs"] == sum(layer["macs"] for layer in data["layers"])
+    assert data["layers"][0]["name"] == "conv1" and data["layers"][0]["stride"] == [2, 2]
+
+
+def test_inspect_model_yaml_and_torch(capsys) -> None:
+    code, out, _ = run(capsys, "inspect", str(DATA / "models" / "small_resnet.yaml"), "--json")
+    assert code == 0
+    data = json.loads(out)
+    ops = [layer["op"] for layer in data["layers"]]
+    assert ops == ["conv", "conv", "conv", "add", "conv", "dwconv", "conv", "maxpool", "avgpool", "linear"]
+    code, out, _ = run(capsys, "inspect", str(DATA / "models" / "torch_block.yaml"), "--json")
+    assert code == 0
+    assert [layer["op"] for layer in json.loads(out)["layers"]] == ["conv", "conv", "add", "avgpool", "linear"]
+
+
+def test_inspect_design_yaml(capsys, tmp_path: Path) -> None:
+    from conftest import random_design
+    from dnac.compiler.ir import design_yaml
+    from dnac.compiler.workload import zoo
+
+    path = tmp_path / "design.yaml"
+    path.write_text(design_yaml.dump(random_design(zoo.get("tiny_mbv2"), 4)))
+    code, out, _ = run(capsys, "inspect", str(path))
+    assert code == 0 and "tiny_mbv2" in out
+
+
+def test_usage_error_is_one_line(capsys) -> None:
+    code, out, err = run(capsys, "inspect")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("dnac: error:")
+
+
+def test_debug_shows_traceback() -> None:
+    from dnac.compiler.errors import ModelError
+
+    with pytest.raises(ModelError):
+        main(["--debug", "inspect", "no_such_model"])
