@@ -47,3 +47,10 @@ class BudgetError(DnacError):
 
 class OutputError(DnacError):
     """An output folder that cannot or must not be written."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, for one-line reports of failures in
+    code dnac calls (a user's module factory, torch.fx)."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0].strip() if lines else type(exc).__name__

@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 
 from conftest import DATA
 from test_cli import run

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dnac.compiler.errors import ModelError
 from dnac.compiler.workload.builder import ModelBuilder
 from dnac.compiler.workload.layer import Workload
 from dnac.compiler.yamlio import Fields, int_list, int_or_pair, read_yaml
