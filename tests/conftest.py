@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dnac.compiler.ir.chunk import BufferAlloc, Chunk
+from dnac.compiler.ir.chunk import BufferAlloc, Chunk, canonical_hierarchy
 from dnac.compiler.ir.design import DesignGraph, LayerNode
-from dnac.compiler.ir.mapping import LevelLoops, Mapping
-from dnac.compiler.vocab import DIMS, MEM_LEVELS, ArchStyle, Dim, NocStyle
+from dnac.compiler.ir.mapping import CANONICAL_LEVELS, LevelLoops, Mapping
+from dnac.compiler.vocab import DIMS, ArchStyle, Dim, NocStyle
 from dnac.compiler.workload.layer import Workload
 
 DATA = Path(__file__).parent / "data"
@@ -61,16 +61,17 @@ def random_design(w: Workload, seed: int, target: str = "zc706") -> DesignGraph:
         noc = rng.choice(list(NocStyle))
         unroll = {d: rng.choice([1, 2, 4, 8]) for d in noc.dims}
         pes = math.prod(unroll.values())
-        order = {lvl: tuple(rng.sample(DIMS, len(DIMS))) for lvl in MEM_LEVELS}
+        order = {lvl: tuple(rng.sample(DIMS, len(DIMS))) for lvl in CANONICAL_LEVELS}
         wb = max(w.layer(n).w_bits for n in names)
         ab = max(w.layer(n).a_bits for n in names)
         g.chunks[cid] = Chunk(
             id=cid, layers=tuple(names), noc=noc, unroll=unroll, pe_array=(pes, 1), loop_order=order,
-            gb=BufferAlloc(4096, 4096, 2048), rf=BufferAlloc(16, 16, 8), w_bits=wb, a_bits=ab, depthwise=key[0],
+            hierarchy=canonical_hierarchy(BufferAlloc(4096, 4096, 2048), BufferAlloc(16, 16, 8)),
+            w_bits=wb, a_bits=ab, depthwise=key[0],
         )
         for name in names:
             layer = w.layer(name)
-            temporal: dict = {lvl: {} for lvl in MEM_LEVELS}
+            temporal: dict = {lvl: {} for lvl in CANONICAL_LEVELS}
             spatial: dict[Dim, int] = {}
             for d, bound in layer.bounds.items():
                 sp = min(unroll.get(d, 1), bound)
@@ -79,10 +80,10 @@ def random_design(w: Workload, seed: int, target: str = "zc706") -> DesignGraph:
                 dram, gb, rf = _split(rest, 3, rng)
                 # a minimal cover: the outermost non-unit factor must be needed
                 dram, gb, sp, rf = _minimal([dram, gb, sp, rf], bound)
-                temporal[MEM_LEVELS[0]][d], temporal[MEM_LEVELS[1]][d] = dram, gb
-                temporal[MEM_LEVELS[2]][d] = rf
+                temporal[CANONICAL_LEVELS[0]][d], temporal[CANONICAL_LEVELS[1]][d] = dram, gb
+                temporal[CANONICAL_LEVELS[2]][d] = rf
                 spatial[d] = sp
-            m = Mapping({lvl: LevelLoops(order[lvl], temporal[lvl]) for lvl in MEM_LEVELS}, spatial)
+            m = Mapping({lvl: LevelLoops(order[lvl], temporal[lvl]) for lvl in CANONICAL_LEVELS}, spatial)
             g.set_node(LayerNode(layer, cid, m))
     return g
 

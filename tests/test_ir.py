@@ -12,7 +12,7 @@ from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.ir.mapping import LevelLoops, Mapping
 from dnac.compiler.ir.validate import check, violations
-from dnac.compiler.vocab import ArchStyle, Dim, MemLevel
+from dnac.compiler.vocab import ArchStyle, Dim
 from dnac.compiler.workload import zoo
 
 
@@ -67,9 +67,9 @@ def test_validator_names_node_and_field_for_uncovered_loop() -> None:
     m = n.mapping
     assert m is not None
     temporal = dict(m.temporal)
-    temporal[MemLevel.DRAM] = LevelLoops(m.temporal[MemLevel.DRAM].order, {})
-    temporal[MemLevel.GB] = LevelLoops(m.temporal[MemLevel.GB].order, {})
-    temporal[MemLevel.RF] = LevelLoops(m.temporal[MemLevel.RF].order, {})
+    temporal["DRAM"] = LevelLoops(m.temporal["DRAM"].order, {})
+    temporal["GB"] = LevelLoops(m.temporal["GB"].order, {})
+    temporal["RF"] = LevelLoops(m.temporal["RF"].order, {})
     g.set_node(replace(n, mapping=Mapping(temporal, {})))
     lines = [v.line() for v in violations(g)]
     assert any(line.startswith(f"{n.name}: mapping.K: loops cover 1 of") for line in lines), lines
@@ -83,9 +83,9 @@ def test_validator_rejects_padding_only_outer_iterations() -> None:
     m = n.mapping
     assert m is not None
     t = dict(m.temporal)
-    sizes = dict(t[MemLevel.DRAM].sizes)
-    sizes[Dim.K] = m.factor(MemLevel.DRAM, Dim.K) * 2 + 1
-    t[MemLevel.DRAM] = LevelLoops(t[MemLevel.DRAM].order, sizes)
+    sizes = dict(t["DRAM"].sizes)
+    sizes[Dim.K] = m.factor("DRAM", Dim.K) * 2 + 1
+    t["DRAM"] = LevelLoops(t["DRAM"].order, sizes)
     g.set_node(replace(n, mapping=Mapping(t, m.spatial)))
     assert any(v.field == "mapping.K" and "all padding" in v.reason for v in violations(g))
 
@@ -109,8 +109,8 @@ def test_validator_rejects_wrong_loop_order_and_unroll() -> None:
     m = n.mapping
     assert m is not None
     t = dict(m.temporal)
-    rf = t[MemLevel.RF]
-    t[MemLevel.RF] = LevelLoops(tuple(reversed(rf.order)), rf.sizes)
+    rf = t["RF"]
+    t["RF"] = LevelLoops(tuple(reversed(rf.order)), rf.sizes)
     g.set_node(replace(n, mapping=Mapping(t, m.spatial)))
     assert any(v.field == "mapping.RF.order" for v in violations(g))
     bad_unroll = dict(chunk.unroll)
@@ -139,4 +139,4 @@ def test_design_yaml_structure_errors_name_the_field(tmp_path) -> None:
     with pytest.raises(DesignError, match="schema version"):
         design_yaml.loads(bad, "d.yaml")
     with pytest.raises(DesignError, match=r"loop order 'KCRSPQ' must name each"):
-        design_yaml.loads(text.replace(design_yaml._order(g.chunks[0].loop_order[MemLevel.DRAM]), "KCRSPQ", 1))
+        design_yaml.loads(text.replace(design_yaml._order(g.chunks[0].loop_order["DRAM"]), "KCRSPQ", 1))

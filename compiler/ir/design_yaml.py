@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from dnac.compiler.errors import DesignError
-from dnac.compiler.ir.chunk import BufferAlloc, Chunk
+from dnac.compiler.ir.chunk import BufferAlloc, Chunk, StorageLevel
 from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.ir.mapping import LevelLoops, Mapping
-from dnac.compiler.vocab import DIMS, MEM_LEVELS, Activation, ArchStyle, Dim, MemLevel, NocStyle, OpKind
+from dnac.compiler.vocab import DIMS, TENSORS, Activation, ArchStyle, Dim, MemLevel, NocStyle, OpKind, Tensor
 from dnac.compiler.workload.layer import Layer
 from dnac.compiler.yamlio import Fields, dump_yaml, int_list, parse_yaml, read_yaml
 
@@ -35,12 +35,35 @@ def _dims(d: dict[Dim, int]) -> dict[str, int]:
 
 def _mapping_dict(m: Mapping) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for lvl in MEM_LEVELS:
-        loops = m.temporal[lvl]
-        out[lvl.value] = {"order": _order(loops.order), "sizes": _dims(loops.sizes)}
-        if lvl is MemLevel.GB:
+    for level, loops in m.temporal.items():
+        out[level] = {"order": _order(loops.order), "sizes": _dims(loops.sizes)}
+        if level == m.fanout:
             out["spatial"] = _dims(m.spatial)
     return out
+
+
+def _buf(b: BufferAlloc) -> dict[str, int]:
+    return {"W": b.W, "I": b.I, "O": b.O}
+
+
+_LEVEL_DEFAULTS = StorageLevel("", MemLevel.DRAM)
+
+
+def _level_dict(level: StorageLevel) -> dict[str, Any]:
+    """Only the fields that differ from the defaults, so canonical levels stay one line."""
+    d: dict[str, Any] = {"name": level.name, "role": level.role.value}
+    if level.keeps != _LEVEL_DEFAULTS.keeps:
+        d["keeps"] = [t.value for t in level.keeps]
+    for key in ("words", "per_pe", "block_size", "read_bw", "write_bw", "shared_bw", "read_pJ", "write_pJ",
+                "component"):
+        value = getattr(level, key)
+        if value != getattr(_LEVEL_DEFAULTS, key):
+            d[key] = value
+    if level.partition is not None:
+        d["partition"] = _buf(level.partition)
+    if level.attrs:
+        d["attrs"] = dict(level.attrs)
+    return d
 
 
 def _chunk_dict(c: Chunk) -> dict[str, Any]:
@@ -48,15 +71,12 @@ def _chunk_dict(c: Chunk) -> dict[str, Any]:
         "id": c.id,
         "layers": list(c.layers),
         "depthwise": c.depthwise,
-        "noc": c.noc.value,
+        "noc": c.noc.value if c.noc is not None else None,
         "unroll": _dims(c.unroll),
         "pe_array": list(c.pe_array),
-        "loop_order": {lvl.value: _order(c.loop_order[lvl]) for lvl in MEM_LEVELS},
-        "buffers": {
-            "GB": {"W": c.gb.W, "I": c.gb.I, "O": c.gb.O},
-            "RF": {"W": c.rf.W, "I": c.rf.I, "O": c.rf.O},
-        },
         "bits": {"w": c.w_bits, "a": c.a_bits},
+        "hierarchy": [_level_dict(level) for level in c.hierarchy],
+        "loop_order": {name: _order(order) for name, order in c.loop_order.items()},
         "attrs": dict(c.attrs),
     }
 
@@ -131,13 +151,22 @@ def _parse_dims(f: Fields, key: str, *, required: bool = False) -> dict[Dim, int
 
 
 def _parse_mapping(f: Fields) -> Mapping:
-    f.only([lvl.value for lvl in MEM_LEVELS] + ["spatial"])
-    temporal = {}
-    for lvl in MEM_LEVELS:
-        lf = f.map_(lvl.value)
+    temporal: dict[str, LevelLoops] = {}
+    fanout = None
+    spatial: dict[Dim, int] = {}
+    for key in f.data:
+        if key == "spatial":
+            if not temporal:
+                f.fail("spatial", "must follow the level that fans out to the PE array")
+            fanout = list(temporal)[-1]
+            spatial = _parse_dims(f, "spatial")
+            continue
+        lf = f.map_(str(key))
         lf.only({"order", "sizes"})
-        temporal[lvl] = LevelLoops(_parse_order(lf, "order"), _parse_dims(lf, "sizes"))
-    return Mapping(temporal, _parse_dims(f, "spatial"))
+        temporal[str(key)] = LevelLoops(_parse_order(lf, "order"), _parse_dims(lf, "sizes"))
+    if not temporal:
+        f.fail("", "a mapping needs the loops of at least one level")
+    return Mapping(temporal, spatial, fanout if fanout is not None else list(temporal)[-1])
 
 
 def _parse_buf(f: Fields, key: str) -> BufferAlloc:
@@ -146,12 +175,42 @@ def _parse_buf(f: Fields, key: str) -> BufferAlloc:
     return BufferAlloc(b.int_("W", min=0), b.int_("I", min=0), b.int_("O", min=0))
 
 
+def _opt_float(f: Fields, key: str) -> float | None:
+    v = f.raw(key, None)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+        f.fail(key, f"must be a positive number, got {v!r}")
+    return v
+
+
+def _parse_level(f: Fields) -> StorageLevel:
+    f.only({"name", "role", "keeps", "words", "per_pe", "block_size", "read_bw", "write_bw", "shared_bw",
+            "read_pJ", "write_pJ", "component", "partition", "attrs"})
+    keeps = f.list_("keeps", [t.value for t in TENSORS])
+    try:
+        kept = tuple(Tensor(k) for k in keeps)
+    except ValueError:
+        f.fail("keeps", f"must list tensors of {', '.join(t.value for t in TENSORS)}, got {keeps!r}")
+    words = f.raw("words", None)
+    return StorageLevel(
+        name=f.str_("name"),
+        role=_enum(f, "role", MemLevel),
+        keeps=kept,
+        words=None if words is None else f.int_("words"),
+        partition=_parse_buf(f, "partition") if f.has("partition") else None,
+        per_pe=f.bool_("per_pe", False),
+        block_size=f.int_("block_size", 1),
+        read_bw=_opt_float(f, "read_bw"),
+        write_bw=_opt_float(f, "write_bw"),
+        shared_bw=_opt_float(f, "shared_bw"),
+        read_pJ=_opt_float(f, "read_pJ"),
+        write_pJ=_opt_float(f, "write_pJ"),
+        component=f.str_("component", ""),
+        attrs=dict(f.map_("attrs", {}).data),
+    )
+
+
 def _parse_chunk(f: Fields) -> Chunk:
-    f.only({"id", "layers", "depthwise", "noc", "unroll", "pe_array", "loop_order", "buffers", "bits", "attrs"})
-    lo = f.map_("loop_order")
-    lo.only([lvl.value for lvl in MEM_LEVELS])
-    bufs = f.map_("buffers")
-    bufs.only({"GB", "RF"})
+    f.only({"id", "layers", "depthwise", "noc", "unroll", "pe_array", "hierarchy", "loop_order", "bits", "attrs"})
     bits = f.map_("bits")
     bits.only({"w", "a"})
     layers = f.list_("layers")
@@ -159,15 +218,16 @@ def _parse_chunk(f: Fields) -> Chunk:
         if not isinstance(name, str):
             f.fail(f"layers[{i}]", f"must be a layer name, got {name!r}")
     rows, cols = int_list(f, "pe_array", 2)
+    hierarchy = tuple(_parse_level(lf) for lf in f.items("hierarchy"))
+    lo = f.map_("loop_order")
     return Chunk(
         id=f.int_("id", min=0),
         layers=tuple(layers),
-        noc=_enum(f, "noc", NocStyle),
+        noc=None if f.raw("noc", None) is None else _enum(f, "noc", NocStyle),
         unroll=_parse_dims(f, "unroll"),
         pe_array=(rows, cols),
-        loop_order={lvl: _parse_order(lo, lvl.value) for lvl in MEM_LEVELS},
-        gb=_parse_buf(bufs, "GB"),
-        rf=_parse_buf(bufs, "RF"),
+        hierarchy=hierarchy,
+        loop_order={str(name): _parse_order(lo, str(name)) for name in lo.data},
         w_bits=bits.int_("w", max=64),
         a_bits=bits.int_("a", max=64),
         depthwise=f.bool_("depthwise", False),

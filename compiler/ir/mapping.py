@@ -1,17 +1,20 @@
 """The shape of a mapping, stated once.
 
-A layer's loop nest on the generic accelerator (DNA Tab. 1) is, from the outside in:
+A layer's loop nest on a chunk is, from the outside in, one set of temporal loops per storage
+level of the chunk's hierarchy, with the spatial loops (unrolled over the PE array) right
+below the fan-out level.  On dnac's canonical hierarchy:
 
-    DRAM temporal loops      (order and sizes: `temporal[DRAM]`)
-      GB temporal loops      (`temporal[GB]`)
-        spatial loops        (`spatial`: unrolled over the PE array, the GB fans out to PEs)
-          RF temporal loops  (`temporal[RF]`, per PE)
+    DRAM temporal loops      (`temporal["DRAM"]`)
+      GB temporal loops      (`temporal["GB"]`; the GB is the fan-out level)
+        spatial loops        (`spatial`: one iteration per PE)
+          RF temporal loops  (`temporal["RF"]`, per PE)
             MAC
 
 Every `LevelLoops.order` lists the 7 dims **outermost first** (Timeloop's `permutation` is
 innermost first; the Timeloop back-end reverses it).  A dim missing from `sizes` has size 1.
 For each dim the product of its sizes over all levels times its spatial factor covers the
 layer's loop bound (`Layer.bounds`); it may exceed it, and the padded work is charged.
+`temporal` is ordered outermost level first; its keys are the chunk's level names.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ import math
 from dataclasses import dataclass, field
 
 from dnac.compiler.vocab import DIMS, MEM_LEVELS, Dim, MemLevel
+
+#: Level names of the canonical hierarchy, outermost first, and its fan-out level.
+CANONICAL_LEVELS: tuple[str, ...] = tuple(lvl.value for lvl in MEM_LEVELS)
+CANONICAL_FANOUT = MemLevel.GB.value
 
 
 @dataclass(frozen=True)
@@ -41,30 +48,45 @@ class LevelLoops:
 class Mapping:
     """A layer's full loop nest: temporal loops per level and the spatial unroll."""
 
-    temporal: dict[MemLevel, LevelLoops]
+    temporal: dict[str, LevelLoops]  # outermost level first
     spatial: dict[Dim, int] = field(default_factory=dict)  # missing = 1
+    fanout: str = CANONICAL_FANOUT  # the level right above the spatial loops
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "temporal", {lvl: self.temporal[lvl].normalized() for lvl in self.temporal})
+        object.__setattr__(self, "temporal", {str(k): v.normalized() for k, v in self.temporal.items()})
         object.__setattr__(self, "spatial", {d: v for d, v in self.spatial.items() if v != 1})
 
-    def factor(self, level: MemLevel, dim: Dim) -> int:
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return tuple(self.temporal)
+
+    def factor(self, level: str, dim: Dim) -> int:
         loops = self.temporal.get(level)
         return loops.size(dim) if loops else 1
 
     def spatial_factor(self, dim: Dim) -> int:
         return self.spatial.get(dim, 1)
 
+    def chain(self, dim: Dim) -> list[int]:
+        """`dim`'s factors from the outside in, the spatial factor in its place."""
+        out: list[int] = []
+        for level in self.levels:
+            out.append(self.factor(level, dim))
+            if level == self.fanout:
+                out.append(self.spatial_factor(dim))
+        return out
+
     def covered(self, dim: Dim) -> int:
         """The padded loop bound this nest iterates for `dim`."""
-        return math.prod(self.factor(lvl, dim) for lvl in MEM_LEVELS) * self.spatial_factor(dim)
+        return math.prod(self.chain(dim))
 
-    def tile(self, level: MemLevel, dim: Dim) -> int:
+    def tile(self, level: str, dim: Dim) -> int:
         """Extent of `dim` held by one instance of `level`, as Timeloop counts it: the loops at
-        that level and inside it (the GB's tile spans the spatial loops of all its PEs)."""
-        levels = MEM_LEVELS[MEM_LEVELS.index(level) :]
-        t = math.prod(self.factor(lvl, dim) for lvl in levels)
-        if level is not MemLevel.RF:
+        that level and inside it (the fan-out level's tile spans the spatial loops of all PEs)."""
+        levels = self.levels
+        i = levels.index(level)
+        t = math.prod(self.factor(lvl, dim) for lvl in levels[i:])
+        if i <= levels.index(self.fanout):
             t *= self.spatial_factor(dim)
         return t
 
@@ -74,13 +96,8 @@ class Mapping:
 
     @staticmethod
     def trivial(bounds: dict[Dim, int], order: tuple[Dim, ...] = DIMS) -> "Mapping":
-        """Every loop at DRAM on one PE: always valid, never fast; the starting point a search
-        improves on and what an unsearched design is costed with."""
-        return Mapping(
-            {
-                MemLevel.DRAM: LevelLoops(order, dict(bounds)),
-                MemLevel.GB: LevelLoops(order, {}),
-                MemLevel.RF: LevelLoops(order, {}),
-            },
-            {},
-        )
+        """Every loop at DRAM on one PE of the canonical hierarchy: always valid, never fast."""
+        first, *rest = CANONICAL_LEVELS
+        temporal = {first: LevelLoops(order, dict(bounds))}
+        temporal.update({lvl: LevelLoops(order, {}) for lvl in rest})
+        return Mapping(temporal, {})

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import Chunk
 from dnac.compiler.ir.design import DesignGraph, LayerNode
-from dnac.compiler.vocab import DIMS, MEM_LEVELS, ArchStyle, OpKind
+from dnac.compiler.vocab import DIMS, ArchStyle, OpKind
 from dnac.compiler.workload.builder import MAX_BITS, MIN_BITS
 from dnac.compiler.workload.layer import INPUT, Layer, out_extent
 
@@ -154,17 +154,30 @@ def _chunk_hw(g: DesignGraph, chunk: Chunk) -> list[Violation]:
     v: list[Violation] = []
     who = f"chunk {chunk.id}"
     for d, u in chunk.unroll.items():
-        if d not in chunk.noc.dims:
+        if chunk.noc is not None and d not in chunk.noc.dims:
             v.append(Violation(who, f"unroll.{d}", f"NoC style {chunk.noc} parallelizes only {chunk.noc.value}"))
         if u < 1:
             v.append(Violation(who, f"unroll.{d}", f"must be positive, got {u}"))
     rows, cols = chunk.pe_array
     if rows * cols != chunk.pes:
         v.append(Violation(who, "pe_array", f"{rows}x{cols} = {rows * cols} PEs but the unrolls give {chunk.pes}"))
-    for lvl in MEM_LEVELS:
-        order = chunk.loop_order.get(lvl)
-        if order is None or sorted(order) != sorted(DIMS):
-            v.append(Violation(who, f"loop_order.{lvl}", "must name each of the 7 dims once"))
+    names = chunk.level_names
+    if not names or all(level.per_pe for level in chunk.hierarchy):
+        v.append(Violation(who, "hierarchy", "needs at least one level above the PE array"))
+        return v
+    if len(set(names)) != len(names):
+        v.append(Violation(who, "hierarchy", f"level names must be unique, got {list(names)}"))
+    per_pe = [level.per_pe for level in chunk.hierarchy]
+    if per_pe != sorted(per_pe):
+        v.append(Violation(who, "hierarchy", "per-PE levels must come after (inside) the shared ones"))
+    for i, level in enumerate(chunk.hierarchy):
+        if level.partition is not None and level.words is not None and level.partition.total > level.words:
+            v.append(Violation(who, f"hierarchy[{i}].partition", f"{level.partition.total} words exceed {level.words}"))
+    if tuple(chunk.loop_order) != names:
+        v.append(Violation(who, "loop_order", f"must give one order per level, {list(names)}"))
+    for name, order in chunk.loop_order.items():
+        if sorted(order) != sorted(DIMS):
+            v.append(Violation(who, f"loop_order.{name}", "must name each of the 7 dims once"))
     return v
 
 
@@ -175,11 +188,17 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
     v: list[Violation] = []
     name = n.name
     chunk = g.chunks.get(n.chunk) if n.chunk is not None else None
-    for lvl in MEM_LEVELS:
-        loops = m.temporal.get(lvl)
-        if loops is None:
-            v.append(Violation(name, f"mapping.{lvl}", "missing level"))
-            continue
+    if chunk is not None:
+        if m.levels != chunk.level_names:
+            v.append(Violation(name, "mapping", f"has levels {list(m.levels)} but chunk {chunk.id} has "
+                               f"{list(chunk.level_names)}"))
+            return v
+        if m.fanout != chunk.fanout:
+            v.append(Violation(name, "mapping.spatial", f"must follow level {chunk.fanout!r}, not {m.fanout!r}"))
+    if m.fanout not in m.temporal:
+        v.append(Violation(name, "mapping.spatial", f"follows unknown level {m.fanout!r}"))
+        return v
+    for lvl, loops in m.temporal.items():
         if sorted(loops.order) != sorted(DIMS):
             v.append(Violation(name, f"mapping.{lvl}.order", "must name each of the 7 dims once"))
         elif chunk is not None and tuple(loops.order) != tuple(chunk.loop_order.get(lvl, ())):
@@ -197,8 +216,7 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
         if covered < bound:
             v.append(Violation(name, f"mapping.{d}", f"loops cover {covered} of {bound}"))
             continue
-        factors = [m.factor(lvl, d) for lvl in MEM_LEVELS[:2]] + [m.spatial_factor(d), m.factor(MEM_LEVELS[2], d)]
-        outer = next((f for f in factors if f > 1), 1)
+        outer = next((f for f in m.chain(d) if f > 1), 1)
         if outer > 1 and covered // outer >= bound:
             v.append(Violation(name, f"mapping.{d}", f"loops cover {covered} for a bound of {bound}: the outermost "
                                f"factor {outer} adds iterations that are all padding"))
