@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from typing import Any
 
@@ -80,10 +81,31 @@ def _table(w: Workload) -> str:
     return "\n".join(lines)
 
 
+#: DNA Sec. 3.5 / TRIPS App. B quote this many designs for their FBNet space.
+PAPER_SPACE_SIZE = 2.24e27
+
+
+def _space_summary(w: Workload, target_name: str) -> dict[str, Any]:
+    from dnac.compiler.das.space import DesignSpace
+    from dnac.compiler.targets import load_target
+
+    space = DesignSpace(w, load_target(target_name))
+    return {
+        "target": target_name,
+        "knobs": space.n_knobs,
+        "chunk_slots": space.n_slots,
+        "groups": len(space.groups),
+        "log10_size": round(space.size_log10(), 2),
+        "paper_log10_size": round(math.log10(PAPER_SPACE_SIZE), 2),
+    }
+
+
 @cli.command()
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON (layers, total_macs, total_params).")
-def inspect(model: str, as_json: bool) -> None:
+@click.option("--space", "show_space", is_flag=True, help="Also print the size of the accelerator design space.")
+@click.option("--target", default="zc706", show_default=True, help="Target whose design space --space sizes.")
+def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
     """Show MODEL's layers: shapes, bits, MACs and parameters.
 
     MODEL is a zoo name (alexnet, vgg16, resnet18, resnet50, mobilenet_v2, fbnet, tiny, ...),
@@ -91,6 +113,7 @@ def inspect(model: str, as_json: bool) -> None:
     """
     loaded = load_model(model)
     w = loaded.workload
+    space = _space_summary(w, target) if show_space else None
     if as_json:
         out = {
             "model": w.name,
@@ -100,9 +123,17 @@ def inspect(model: str, as_json: bool) -> None:
             "total_macs": w.total_macs,
             "total_params": w.total_params,
         }
+        if space is not None:
+            out["space"] = space
         click.echo(json.dumps(out, indent=2))
-    else:
-        click.echo(_table(w))
+        return
+    click.echo(_table(w))
+    if space is not None:
+        click.echo(
+            f"design space on {space['target']}: {space['knobs']} knobs, {space['chunk_slots']} chunk slots in "
+            f"{space['groups']} precision/depthwise groups; size 10^{space['log10_size']:.1f} "
+            f"(DNA/TRIPS quote {PAPER_SPACE_SIZE:.2E} = 10^{space['paper_log10_size']:.1f} for their FBNet space)"
+        )
 
 
 # ---------------------------------------------------------------------------- entry

@@ -74,3 +74,12 @@ def test_debug_shows_traceback() -> None:
 
     with pytest.raises(ModelError):
         main(["--debug", "inspect", "no_such_model"])
+
+
+def test_inspect_space(capsys) -> None:
+    code, out, _ = run(capsys, "inspect", "fbnet", "--space", "--json")
+    assert code == 0
+    space = json.loads(out)["space"]
+    assert space["paper_log10_size"] == 27.35 and space["log10_size"] > space["paper_log10_size"]
+    code, out, _ = run(capsys, "inspect", "tiny", "--space")
+    assert "design space on zc706" in out and "2.24E+27" in out

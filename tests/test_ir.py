@@ -140,3 +140,13 @@ def test_design_yaml_structure_errors_name_the_field(tmp_path) -> None:
         design_yaml.loads(bad, "d.yaml")
     with pytest.raises(DesignError, match=r"loop order 'KCRSPQ' must name each"):
         design_yaml.loads(text.replace(design_yaml._order(g.chunks[0].loop_order["DRAM"]), "KCRSPQ", 1))
+
+
+def test_validator_checks_tiles_fit_buffers() -> None:
+    from dnac.compiler.ir.chunk import BufferAlloc, canonical_hierarchy
+
+    g = random_design(zoo.get("tiny"), 9)
+    cid, chunk = next(iter(g.chunks.items()))
+    g.chunks[cid] = replace(chunk, hierarchy=canonical_hierarchy(BufferAlloc(1, 1, 1), chunk.rf))
+    lines = [v.line() for v in violations(g)]
+    assert any(": mapping.GB: " in line and "tile of" in line and "exceeds" in line for line in lines), lines

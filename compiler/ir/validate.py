@@ -21,10 +21,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import Chunk
 from dnac.compiler.ir.design import DesignGraph, LayerNode
-from dnac.compiler.vocab import DIMS, ArchStyle, OpKind
+from dnac.compiler.ir.footprint import footprints
+from dnac.compiler.vocab import DIMS, TENSORS, ArchStyle, OpKind
 from dnac.compiler.workload.builder import MAX_BITS, MIN_BITS
 from dnac.compiler.workload.layer import INPUT, Layer, out_extent
 
@@ -211,6 +214,8 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
     for d, f in m.spatial.items():
         if chunk is not None and f > chunk.unroll_of(d):
             v.append(Violation(name, f"mapping.spatial.{d}", f"{f} exceeds chunk {chunk.id}'s unroll {chunk.unroll_of(d)}"))
+    if chunk is not None:
+        v += _capacity(n, chunk)
     for d, bound in n.layer.bounds.items():
         covered = m.covered(d)
         if covered < bound:
@@ -220,6 +225,29 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
         if outer > 1 and covered // outer >= bound:
             v.append(Violation(name, f"mapping.{d}", f"loops cover {covered} for a bound of {bound}: the outermost "
                                f"factor {outer} adds iterations that are all padding"))
+    return v
+
+
+def _capacity(n: LayerNode, chunk: Chunk) -> list[Violation]:
+    """Every kept tensor's tile fits the words its level gives it (shared levels: together)."""
+    m = n.mapping
+    assert m is not None
+    v: list[Violation] = []
+    stride = np.array(n.layer.stride)
+    for level in chunk.hierarchy:
+        if level.name not in m.temporal:
+            continue
+        tile = np.array([m.tile(level.name, d) for d in DIMS])
+        fp = dict(zip(TENSORS, (int(x) for x in footprints(tile, stride, n.layer.is_depthwise))))
+        kept = [t for t in level.keeps]
+        if level.partition is not None:
+            for t in kept:
+                if fp[t] > level.partition.words(t):
+                    v.append(Violation(n.name, f"mapping.{level.name}", f"{t} tile of {fp[t]} words exceeds the "
+                                       f"{level.partition.words(t)} words chunk {chunk.id} gives it"))
+        elif level.words is not None and sum(fp[t] for t in kept) > level.words:
+            v.append(Violation(n.name, f"mapping.{level.name}", f"tiles of {sum(fp[t] for t in kept)} words exceed "
+                               f"its {level.words} words"))
     return v
 
 

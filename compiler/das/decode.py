@@ -1,0 +1,233 @@
+"""Decode choice vectors into designs, a whole batch at a time.
+
+DAS samples thousands of designs per second, so decoding works on arrays of shape
+[B, ...] (numpy, int64) and only `DesignBatch.to_design` builds an IR graph, for the one
+design a report or back-end needs.  Decoding is total: every choice vector gives a design.
+Picks that repeat a dim in a loop order move to the next free dim; loop sizes larger than
+what remains are clamped; tiles that overflow the chunk's buffers are moved outward one
+halving at a time (`_fit`), and a design whose smallest tiles still overflow is marked
+infeasible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnac.compiler.das.space import (
+    GB_KIB, RF_WORDS, UNROLL_CHOICES, UNROLL_DIMS, DesignSpace,
+)
+from dnac.compiler.ir.chunk import BufferAlloc, Chunk, canonical_hierarchy
+from dnac.compiler.ir.design import DesignGraph, LayerNode
+from dnac.compiler.ir.footprint import RELEVANT, footprints
+from dnac.compiler.ir.mapping import CANONICAL_LEVELS, LevelLoops, Mapping
+from dnac.compiler.vocab import DIMS, MEM_LEVELS, ArchStyle, Dim, NocStyle
+
+#: Factor axis of `DesignBatch.factors`: the loop sizes of one dim from the outside in.
+F_DRAM, F_GB, F_SPATIAL, F_RF = 0, 1, 2, 3
+NOCS = tuple(NocStyle)
+#: NOC_MASK[n, j]: UNROLL_DIMS[j] is parallel in NoC style NOCS[n].
+NOC_MASK = np.array([[d in noc.dims for d in UNROLL_DIMS] for noc in NOCS], dtype=bool)
+_UNROLL_VALUES = [np.asarray(UNROLL_CHOICES[d], dtype=np.int64) for d in UNROLL_DIMS]
+_UNROLL_AXIS = np.array([DIMS.index(d) for d in UNROLL_DIMS])
+_RELEVANT = np.array([[d in RELEVANT[t] for d in DIMS] for t in "WIO"], dtype=bool)  # [3, 7]
+_MAX_FIT_STEPS = 96
+
+
+@dataclass
+class DesignBatch:
+    """B decoded designs of one design space, as arrays."""
+
+    space: DesignSpace
+    arch: np.ndarray  # [B] index into ArchStyle (0 pipeline, 1 multi-cycle)
+    slot: np.ndarray  # [B, L] chunk slot of each compute layer
+    noc: np.ndarray  # [B, S] index into NocStyle
+    unroll: np.ndarray  # [B, S, 7] PE-array parallelism per dim (1 outside the NoC style)
+    order: np.ndarray  # [B, S, 3, 7] dim indices, outermost first, per level DRAM/GB/RF
+    gb: np.ndarray  # [B, S, 3] global-buffer words for W, I, O
+    rf: np.ndarray  # [B, S, 3] register-file words per PE for W, I, O
+    bits: np.ndarray  # [S, 2] datapath (weight, activation) bits of each slot
+    factors: np.ndarray  # [B, L, 4, 7] loop sizes (DRAM, GB, spatial, RF) per dim
+    fits: np.ndarray  # [B] every tile fits its buffers
+
+    @property
+    def size(self) -> int:
+        return int(self.arch.shape[0])
+
+    def used_slots(self) -> np.ndarray:
+        """[B, S] slots that run at least one layer."""
+        used = np.zeros(self.noc.shape, dtype=bool)
+        np.put_along_axis(used, self.slot, True, axis=1)
+        return used
+
+    def layer_order(self) -> np.ndarray:
+        """[B, L, 3, 7] each layer's loop orders (its chunk's)."""
+        return np.take_along_axis(self.order, self.slot[:, :, None, None], axis=1)
+
+    def to_design(self, b: int, target_name: str) -> DesignGraph:
+        """Design `b` as an IR graph: chunks numbered in order of first use."""
+        sp = self.space
+        arch = list(ArchStyle)[int(self.arch[b])]
+        g = DesignGraph.from_workload(sp.workload, target_name, arch)
+        slots = [int(s) for s in self.slot[b]]
+        ids = {s: i for i, s in enumerate(dict.fromkeys(slots))}
+        for s, cid in ids.items():
+            unroll = {DIMS[j]: int(self.unroll[b, s, j]) for j in range(len(DIMS)) if self.unroll[b, s, j] > 1}
+            pes = math.prod(unroll.values()) if unroll else 1
+            noc = NOCS[int(self.noc[b, s])]
+            rows = math.prod(unroll.get(d, 1) for d in noc.dims[:1])
+            hierarchy = canonical_hierarchy(BufferAlloc(*map(int, self.gb[b, s])), BufferAlloc(*map(int, self.rf[b, s])))
+            order = {name: tuple(DIMS[int(j)] for j in self.order[b, s, li]) for li, name in enumerate(CANONICAL_LEVELS)}
+            members = tuple(sp.layers[li].name for li, x in enumerate(slots) if x == s)
+            g.chunks[cid] = Chunk(
+                id=cid, layers=members, noc=noc, unroll=unroll, pe_array=(rows, pes // rows), hierarchy=hierarchy,
+                loop_order=order, w_bits=int(self.bits[s, 0]), a_bits=int(self.bits[s, 1]),
+                depthwise=sp.layers[slots.index(s)].is_depthwise,
+            )
+        for li, layer in enumerate(sp.layers):
+            s = slots[li]
+            f = self.factors[b, li]
+            order = g.chunks[ids[s]].loop_order
+            temporal = {
+                name: LevelLoops(order[name], {d: int(f[fi, j]) for j, d in enumerate(DIMS)})
+                for name, fi in zip(CANONICAL_LEVELS, (F_DRAM, F_GB, F_RF))
+            }
+            spatial = {d: int(f[F_SPATIAL, j]) for j, d in enumerate(DIMS)}
+            g.set_node(LayerNode(layer, ids[s], Mapping(temporal, spatial)))
+        g.meta["decoded_from"] = "das"
+        return g
+
+
+def _orders(picks: np.ndarray) -> np.ndarray:
+    """n picks without replacement: a repeated pick moves on to the next free dim."""
+    n = picks.shape[-1]
+    taken = np.zeros(picks.shape[:-1] + (n,), dtype=bool)
+    out = np.empty_like(picks)
+    for j in range(n):
+        c = picks[..., j] % n
+        for _ in range(n):
+            hit = np.take_along_axis(taken, c[..., None], axis=-1)[..., 0]
+            c = np.where(hit, (c + 1) % n, c)
+        out[..., j] = c
+        np.put_along_axis(taken, c[..., None], True, axis=-1)
+    return out
+
+
+def _clamp_candidate(cand: np.ndarray, idx: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """cand[idx], or the largest candidate <= limit if that is smaller (cand sorted ascending)."""
+    chosen = np.take_along_axis(cand, idx[..., None], axis=-1)[..., 0]
+    fits = (cand <= limit[..., None]).sum(-1) - 1
+    best = np.take_along_axis(cand, np.maximum(fits, 0)[..., None], axis=-1)[..., 0]
+    return np.minimum(chosen, best)
+
+
+def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
+    """Decode a [B, n_knobs] array of choice indices (taken modulo each knob's choice count)."""
+    ch = np.asarray(choices, dtype=np.int64) % space.n_choices
+    B, L, S = ch.shape[0], len(space.layers), space.n_slots
+    arch = ch[:, space.i_arch]
+    # layer -> chunk slot
+    n_chunks = ch[:, space.i_nchunks] + 1  # [B, G]
+    first = np.array([g.first_slot for g in space.groups], dtype=np.int64)
+    grp = space.layer_group
+    slot = first[grp][None, :] + ch[:, space.i_assign] % n_chunks[:, grp]
+    slot = np.where(arch[:, None] == 1, space.multi_slot[None, :], slot)
+    # chunk hardware
+    noc = ch[:, space.i_noc]
+    unroll = np.ones((B, S, len(DIMS)), dtype=np.int64)
+    for j, values in enumerate(_UNROLL_VALUES):
+        u = values[ch[:, space.i_unroll[:, j]]]
+        unroll[:, :, _UNROLL_AXIS[j]] = np.where(NOC_MASK[noc, j], u, 1)
+    order = _orders(ch[:, space.i_order])
+    bits = np.zeros((S, 2), dtype=np.int64)
+    for g in space.groups:
+        bits[g.first_slot : g.first_slot + g.n_slots] = (g.w_bits, g.a_bits)
+    word_bits = bits.max(axis=1)  # [S] one word holds the widest operand
+    gb_total = np.asarray(GB_KIB, dtype=np.int64)[ch[:, space.i_buf[:, 0]]] * 8192 // word_bits[None, :]
+    gb = DesignSpace.split_words(gb_total, ch[:, space.i_buf[:, 1]])
+    rf = DesignSpace.split_words(np.asarray(RF_WORDS, dtype=np.int64)[ch[:, space.i_buf[:, 2]]], ch[:, space.i_buf[:, 3]])
+    # per-layer loop sizes
+    bounds = space.bounds[None]  # [1, L, 7]
+    u_l = np.take_along_axis(unroll, slot[:, :, None], axis=1)  # [B, L, 7]
+    sp = np.minimum(u_l, bounds)
+    rem = -(-bounds // sp)
+    cand = np.broadcast_to(space.cand[None], (B,) + space.cand.shape)
+    rf_f = _clamp_candidate(cand, ch[:, space.i_rf], rem)
+    gb_f = _clamp_candidate(cand, ch[:, space.i_gb], -(-rem // rf_f))
+    factors = np.stack([np.ones_like(sp), gb_f, sp, rf_f], axis=2)  # DRAM filled in by _fit
+    depthwise = np.array([layer.is_depthwise for layer in space.layers])
+    stride = np.array([layer.stride for layer in space.layers], dtype=np.int64)
+    fits = _fit(
+        factors, bounds, np.take_along_axis(gb, slot[:, :, None], axis=1),
+        np.take_along_axis(rf, slot[:, :, None], axis=1), stride, depthwise,
+    )
+    return DesignBatch(space, arch, slot, noc, unroll, order, gb, rf, bits, factors, fits)
+
+
+def _fit(factors: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray, rf_cap: np.ndarray,
+         stride: np.ndarray, depthwise: np.ndarray) -> np.ndarray:
+    """Move loop sizes outward until every tile fits its buffer; set the DRAM sizes. In place.
+
+    Each step takes one action per overflowing layer, the first that applies: divide the largest
+    RF loop size among the dims of a tensor that overflows the RF; else the largest GB, then RF,
+    then spatial loop size among the dims of a tensor that overflows the GB.  The divisor is
+    the worst overflow ratio (at least 2), and shrinking an RF size hands its share to the GB,
+    so tiles shrink about as much as needed.  Only the layers still overflowing are revisited.  Returns [B] whether every layer of each design fits.
+    """
+    B, L = factors.shape[:2]
+    f = np.ascontiguousarray(factors).reshape(B * L, 4, len(DIMS)).copy()  # rows: (design, layer) pairs
+    layer = np.tile(np.arange(L), B)
+    gb_c, rf_c = gb_cap.reshape(B * L, 3), rf_cap.reshape(B * L, 3)
+    rel = np.broadcast_to(_RELEVANT, (L, 3, len(DIMS))).copy()
+    rel[depthwise, 1, DIMS.index(Dim.K)] = True  # depthwise inputs follow the output channel
+    actions = ((F_RF, "rf"), (F_GB, "gb"), (F_RF, "gb"), (F_SPATIAL, "gb"))
+    rows = np.arange(B * L)
+    for _ in range(_MAX_FIT_STEPS):
+        rf_ratio, gb_ratio = _overflow(f[rows], layer[rows], gb_c[rows], rf_c[rows], stride, depthwise)
+        rf_over, gb_over = rf_ratio > 1, gb_ratio > 1
+        bad = rf_over.any(-1) | gb_over.any(-1)
+        rows, rf_over, gb_over = rows[bad], rf_over[bad], gb_over[bad]
+        if rows.size == 0:
+            break
+        rf_bad = rf_over.any(-1)
+        # how much the worst tile must shrink, at the level being fixed
+        shrink = np.ceil(np.where(rf_bad, rf_ratio[bad].max(-1), gb_ratio[bad].max(-1))).astype(np.int64)
+        over = {"rf": rf_over, "gb": gb_over & ~rf_bad[:, None]}
+        r_rel = rel[layer[rows]]  # [N, 3, 7]
+        pending = np.ones(rows.size, dtype=bool)
+        for axis, level in actions:
+            dims = (over[level][:, :, None] & r_rel).any(1)  # [N, 7]
+            sizes = f[rows, axis]
+            score = np.where(dims & (sizes > 1), sizes, 0)
+            act = pending & (score.max(-1) > 0)
+            if not act.any():
+                continue
+            pending &= ~act
+            r, d = rows[act], score[act].argmax(-1)
+            old = f[r, axis, d]
+            new = -(-old // np.clip(shrink[act], 2, old))
+            f[r, axis, d] = new
+            if axis == F_RF:  # the RF's share moves up to the GB
+                rem = -(-bounds[0, layer[r], d] // f[r, F_SPATIAL, d])
+                f[r, F_GB, d] = np.minimum(f[r, F_GB, d] * -(-old // new), -(-rem // new))
+        rows = rows[~pending]  # layers with nothing left to shrink stay as they are
+    factors[...] = f.reshape(factors.shape)
+    rem = -(-bounds // factors[:, :, F_SPATIAL])
+    factors[:, :, F_GB] = np.minimum(factors[:, :, F_GB], -(-rem // factors[:, :, F_RF]))
+    factors[:, :, F_DRAM] = -(-rem // (factors[:, :, F_RF] * factors[:, :, F_GB]))
+    f = factors.reshape(B * L, 4, len(DIMS))
+    rf_ratio, gb_ratio = _overflow(f, layer, gb_c, rf_c, stride, depthwise)
+    return ~((rf_ratio > 1).any(-1) | (gb_ratio > 1).any(-1)).reshape(B, L).any(-1)
+
+
+def _overflow(f: np.ndarray, layer: np.ndarray, gb_cap: np.ndarray, rf_cap: np.ndarray, stride: np.ndarray,
+              depthwise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, 3] ratios of each tensor's tile (rows `f` [N, 4, 7]) to its RF / GB words."""
+    rf_e = f[:, F_RF]
+    gb_e = rf_e * f[:, F_SPATIAL] * f[:, F_GB]
+    st, dw = stride[layer], depthwise[layer]
+    rf_fp = np.stack(footprints(rf_e, st, dw), axis=-1)
+    gb_fp = np.stack(footprints(gb_e, st, dw), axis=-1)
+    return rf_fp / rf_cap, gb_fp / gb_cap
