@@ -126,3 +126,17 @@ def test_decoding_is_deterministic(zc706) -> None:
     ch = sp.random_choices(64, np.random.default_rng(11))
     a, b = decode(sp, ch), decode(sp, ch.copy())
     assert (a.factors == b.factors).all() and (a.order == b.order).all()
+
+
+@pytest.mark.parametrize("model", ["tiny", "tiny_mbv2"])
+def test_encode_inverts_to_design(zc706, model: str) -> None:
+    from dnac.compiler.das.batch import encode
+
+    sp = DesignSpace(zoo.get(model), zc706)
+    batch = decode(sp, sp.random_choices(8, np.random.default_rng(5)))
+    for i in range(8):
+        g = batch.to_design(i, "zc706")
+        again = encode(g).to_design(0, "zc706")
+        assert again == g
+        one = encode(g)
+        assert (one.factors[0] == batch.factors[i]).all()

@@ -11,93 +11,18 @@ infeasible.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
-from dnac.compiler.das.space import (
-    GB_KIB, RF_WORDS, UNROLL_CHOICES, UNROLL_DIMS, DesignSpace,
-)
-from dnac.compiler.ir.chunk import BufferAlloc, Chunk, canonical_hierarchy
-from dnac.compiler.ir.design import DesignGraph, LayerNode
+from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, F_SPATIAL, NOCS, DesignBatch
+from dnac.compiler.das.space import GB_KIB, RF_WORDS, UNROLL_CHOICES, UNROLL_DIMS, DesignSpace
 from dnac.compiler.ir.footprint import RELEVANT, footprints
-from dnac.compiler.ir.mapping import CANONICAL_LEVELS, LevelLoops, Mapping
-from dnac.compiler.vocab import DIMS, MEM_LEVELS, ArchStyle, Dim, NocStyle
-
-#: Factor axis of `DesignBatch.factors`: the loop sizes of one dim from the outside in.
-F_DRAM, F_GB, F_SPATIAL, F_RF = 0, 1, 2, 3
-NOCS = tuple(NocStyle)
+from dnac.compiler.vocab import DIMS, Dim
 #: NOC_MASK[n, j]: UNROLL_DIMS[j] is parallel in NoC style NOCS[n].
 NOC_MASK = np.array([[d in noc.dims for d in UNROLL_DIMS] for noc in NOCS], dtype=bool)
 _UNROLL_VALUES = [np.asarray(UNROLL_CHOICES[d], dtype=np.int64) for d in UNROLL_DIMS]
 _UNROLL_AXIS = np.array([DIMS.index(d) for d in UNROLL_DIMS])
 _RELEVANT = np.array([[d in RELEVANT[t] for d in DIMS] for t in "WIO"], dtype=bool)  # [3, 7]
 _MAX_FIT_STEPS = 96
-
-
-@dataclass
-class DesignBatch:
-    """B decoded designs of one design space, as arrays."""
-
-    space: DesignSpace
-    arch: np.ndarray  # [B] index into ArchStyle (0 pipeline, 1 multi-cycle)
-    slot: np.ndarray  # [B, L] chunk slot of each compute layer
-    noc: np.ndarray  # [B, S] index into NocStyle
-    unroll: np.ndarray  # [B, S, 7] PE-array parallelism per dim (1 outside the NoC style)
-    order: np.ndarray  # [B, S, 3, 7] dim indices, outermost first, per level DRAM/GB/RF
-    gb: np.ndarray  # [B, S, 3] global-buffer words for W, I, O
-    rf: np.ndarray  # [B, S, 3] register-file words per PE for W, I, O
-    bits: np.ndarray  # [S, 2] datapath (weight, activation) bits of each slot
-    factors: np.ndarray  # [B, L, 4, 7] loop sizes (DRAM, GB, spatial, RF) per dim
-    fits: np.ndarray  # [B] every tile fits its buffers
-
-    @property
-    def size(self) -> int:
-        return int(self.arch.shape[0])
-
-    def used_slots(self) -> np.ndarray:
-        """[B, S] slots that run at least one layer."""
-        used = np.zeros(self.noc.shape, dtype=bool)
-        np.put_along_axis(used, self.slot, True, axis=1)
-        return used
-
-    def layer_order(self) -> np.ndarray:
-        """[B, L, 3, 7] each layer's loop orders (its chunk's)."""
-        return np.take_along_axis(self.order, self.slot[:, :, None, None], axis=1)
-
-    def to_design(self, b: int, target_name: str) -> DesignGraph:
-        """Design `b` as an IR graph: chunks numbered in order of first use."""
-        sp = self.space
-        arch = list(ArchStyle)[int(self.arch[b])]
-        g = DesignGraph.from_workload(sp.workload, target_name, arch)
-        slots = [int(s) for s in self.slot[b]]
-        ids = {s: i for i, s in enumerate(dict.fromkeys(slots))}
-        for s, cid in ids.items():
-            unroll = {DIMS[j]: int(self.unroll[b, s, j]) for j in range(len(DIMS)) if self.unroll[b, s, j] > 1}
-            pes = math.prod(unroll.values()) if unroll else 1
-            noc = NOCS[int(self.noc[b, s])]
-            rows = math.prod(unroll.get(d, 1) for d in noc.dims[:1])
-            hierarchy = canonical_hierarchy(BufferAlloc(*map(int, self.gb[b, s])), BufferAlloc(*map(int, self.rf[b, s])))
-            order = {name: tuple(DIMS[int(j)] for j in self.order[b, s, li]) for li, name in enumerate(CANONICAL_LEVELS)}
-            members = tuple(sp.layers[li].name for li, x in enumerate(slots) if x == s)
-            g.chunks[cid] = Chunk(
-                id=cid, layers=members, noc=noc, unroll=unroll, pe_array=(rows, pes // rows), hierarchy=hierarchy,
-                loop_order=order, w_bits=int(self.bits[s, 0]), a_bits=int(self.bits[s, 1]),
-                depthwise=sp.layers[slots.index(s)].is_depthwise,
-            )
-        for li, layer in enumerate(sp.layers):
-            s = slots[li]
-            f = self.factors[b, li]
-            order = g.chunks[ids[s]].loop_order
-            temporal = {
-                name: LevelLoops(order[name], {d: int(f[fi, j]) for j, d in enumerate(DIMS)})
-                for name, fi in zip(CANONICAL_LEVELS, (F_DRAM, F_GB, F_RF))
-            }
-            spatial = {d: int(f[F_SPATIAL, j]) for j, d in enumerate(DIMS)}
-            g.set_node(LayerNode(layer, ids[s], Mapping(temporal, spatial)))
-        g.meta["decoded_from"] = "das"
-        return g
 
 
 def _orders(picks: np.ndarray) -> np.ndarray:
@@ -126,7 +51,7 @@ def _clamp_candidate(cand: np.ndarray, idx: np.ndarray, limit: np.ndarray) -> np
 def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
     """Decode a [B, n_knobs] array of choice indices (taken modulo each knob's choice count)."""
     ch = np.asarray(choices, dtype=np.int64) % space.n_choices
-    B, L, S = ch.shape[0], len(space.layers), space.n_slots
+    B, S = ch.shape[0], space.n_slots
     arch = ch[:, space.i_arch]
     # layer -> chunk slot
     n_chunks = ch[:, space.i_nchunks] + 1  # [B, G]
@@ -149,7 +74,7 @@ def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
     gb = DesignSpace.split_words(gb_total, ch[:, space.i_buf[:, 1]])
     rf = DesignSpace.split_words(np.asarray(RF_WORDS, dtype=np.int64)[ch[:, space.i_buf[:, 2]]], ch[:, space.i_buf[:, 3]])
     # per-layer loop sizes
-    bounds = space.bounds[None]  # [1, L, 7]
+    bounds = space.table.bounds[None]  # [1, L, 7]
     u_l = np.take_along_axis(unroll, slot[:, :, None], axis=1)  # [B, L, 7]
     sp = np.minimum(u_l, bounds)
     rem = -(-bounds // sp)
@@ -157,13 +82,12 @@ def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
     rf_f = _clamp_candidate(cand, ch[:, space.i_rf], rem)
     gb_f = _clamp_candidate(cand, ch[:, space.i_gb], -(-rem // rf_f))
     factors = np.stack([np.ones_like(sp), gb_f, sp, rf_f], axis=2)  # DRAM filled in by _fit
-    depthwise = np.array([layer.is_depthwise for layer in space.layers])
-    stride = np.array([layer.stride for layer in space.layers], dtype=np.int64)
+    depthwise, stride = space.table.depthwise, space.table.stride
     fits = _fit(
         factors, bounds, np.take_along_axis(gb, slot[:, :, None], axis=1),
         np.take_along_axis(rf, slot[:, :, None], axis=1), stride, depthwise,
     )
-    return DesignBatch(space, arch, slot, noc, unroll, order, gb, rf, bits, factors, fits)
+    return DesignBatch(space.table, space.workload, arch, slot, noc, unroll, order, gb, rf, bits, factors, fits)
 
 
 def _fit(factors: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray, rf_cap: np.ndarray,

@@ -31,6 +31,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from dnac.compiler.das.batch import LayerTable
 from dnac.compiler.targets import AsicTarget, FpgaTarget
 from dnac.compiler.vocab import DIMS, MEM_LEVELS, TENSORS, ArchStyle, Dim, NocStyle
 from dnac.compiler.workload.layer import Layer, Workload
@@ -159,7 +160,8 @@ class DesignSpace:
                 self._add(f"slot[{s}].rf_size", KnobKind.RF_SIZE, RF_WORDS),
                 self._add(f"slot[{s}].rf_split", KnobKind.RF_SPLIT, SPLITS),
             ]
-        self.bounds = np.array([[layer.bounds[d] for d in DIMS] for layer in self.layers], dtype=np.int64)
+        self.table = LayerTable.of(self.layers)
+        self.bounds = self.table.bounds
         ncand = max(len(tile_candidates(int(b))) for b in self.bounds.ravel())
         self.cand = np.zeros((len(self.layers), len(DIMS), ncand), dtype=np.int64)
         self.n_cand = np.zeros((len(self.layers), len(DIMS)), dtype=np.int64)
