@@ -25,6 +25,10 @@ model reproduces `TIMELOOP_DISABLE_LINK_TRANSFERS=1`.  Golden cases flagged
 `link_transfers_used: true` (only p_000) are compared against their `no_link_transfers_variant`.
 Cluster sizes other than 1 (memory_width wider than a block) and imperfect factorizations are not
 modelled either; dnac pads the problem instead, so every mapping here factorizes exactly.
+
+Two roundings follow Timeloop's source without being exercised by the 40 golden cases (every
+value there is integral): the per-bucket integer division of the parent share and the truncation
+of the bypass rescaling.
 """
 
 from __future__ import annotations
@@ -33,7 +37,12 @@ import math
 
 from dnac.compiler.errors import DesignError
 from dnac.compiler.timeloop.nest import (
-    RW_TENSOR, TL_TENSORS, LevelStats, Nest, NestStats, TensorStats,
+    RW_TENSOR,
+    TL_TENSORS,
+    LevelStats,
+    Nest,
+    NestStats,
+    TensorStats,
 )
 from dnac.compiler.timeloop.tiles import Loop, Ranks, box_size, group_histogram, walk_fills
 
@@ -57,8 +66,14 @@ def build_loops(nest: Nest) -> list[Loop]:
     return loops
 
 
-def _check_fanout(nest: Nest) -> None:
-    """Spatial factors must fit the fan-out to the next inner level (Timeloop rejects others)."""
+def _check_mapping(nest: Nest) -> None:
+    """Factors must multiply to the (padded) problem and spatial factors fit the fan-out to the next
+    inner level (Timeloop rejects anything else)."""
+    for d in nest.problem.dims:
+        prod = math.prod(m.t(d) * m.s(d) for m in nest.mappings)
+        if prod != nest.problem.bounds[d]:
+            raise DesignError(nest.source, f"mapping.factors.{d}", f"factors multiply to {prod}, the problem "
+                              f"has {d}={nest.problem.bounds[d]}; pad the problem instead")
     inner = [(s.instances, s.mesh_x) for s in nest.storage[1:]] + [(nest.compute.instances, nest.compute.mesh_x)]
     for lvl, (s, m) in enumerate(zip(nest.storage, nest.mappings)):
         n_in, mx_in = inner[lvl]
@@ -110,7 +125,9 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
             child = lvl + 1
             ext = tuple(math.prod(m.t(d) * m.s(d) for m in maps[child:]) for d in dims)
             outer = [lp for lp in loops if not lp.spatial and lp.level < child]
-            served = walk_fills(ext, outer, ranks)
+            above = next((lp for lp in loops if lp.level < child), None)
+            first_is_parent = above is not None and not above.spatial and above.level == lvl
+            served = walk_fills(ext, outer, ranks, first_is_parent)
         stats.append({m: served * g for m, g in hist.items()})
     content = [sum(s.values()) for s in stats]
 
@@ -168,7 +185,7 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
 
 def evaluate(nest: Nest) -> NestStats:
     """Timeloop's per-level, per-tensor counts, cycles and energy for `nest` (no link transfers)."""
-    _check_fanout(nest)
+    _check_mapping(nest)
     prob = nest.problem
     dims = prob.dims
     idx = {d: i for i, d in enumerate(dims)}
@@ -199,7 +216,8 @@ def evaluate(nest: Nest) -> NestStats:
             kept = t in nest.mappings[lvl].keep
             tstats[t] = TensorStats(kept, part, size, inst, reads, fills, updates)
             b = s.block_size
-            vec = -(-reads // b) * s.read_pJ + -(-fills // b) * s.write_pJ + -(-updates // b) * s.write_pJ
+            e_read, e_write = s.energies(t)
+            vec = -(-reads // b) * e_read + -(-fills // b) * e_write + -(-updates // b) * e_write
             energy += vec * inst
             rd += reads / cycles
             wr += (fills + updates) / cycles
@@ -210,7 +228,7 @@ def evaluate(nest: Nest) -> NestStats:
             slowdown = min(slowdown, s.write_bw / wr)
         if s.shared_bw is not None and s.shared_bw < rd + wr:
             slowdown = min(slowdown, s.shared_bw / (rd + wr))
-        lvl_cycles = int(math.ceil(cycles / slowdown))
+        lvl_cycles = math.ceil(cycles / slowdown)
         total_cycles = max(total_cycles, lvl_cycles)
         storage_energy += energy
         levels.append(LevelStats(s.name, tstats, lvl_cycles, slowdown, energy))

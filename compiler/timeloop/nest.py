@@ -118,6 +118,14 @@ class Storage:
     write_pJ: float = 0.0  # per vector access; fills and updates both use it
     capacities: dict[str, int] | None = None  # dnac extension: per-tensor word capacities
     multiple_buffering: float = 1.0
+    tensor_pJ: dict[str, tuple[float, float]] | None = None  # dnac extension: (read, write) per tensor
+
+    def energies(self, tensor: str) -> tuple[float, float]:
+        """(read, write) pJ per vector access of `tensor` here (a partitioned level may price its
+        parts differently; Timeloop has one table per level)."""
+        if self.tensor_pJ is not None and tensor in self.tensor_pJ:
+            return self.tensor_pJ[tensor]
+        return self.read_pJ, self.write_pJ
 
     @property
     def mesh_y(self) -> int:
@@ -126,7 +134,7 @@ class Storage:
     @property
     def effective_size(self) -> int | None:
         """Words usable by tiles (Timeloop: floor(size / multiple-buffering))."""
-        return None if self.size is None else int(math.floor(self.size / self.multiple_buffering))
+        return None if self.size is None else math.floor(self.size / self.multiple_buffering)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from dnac.compiler.errors import DesignError
 from dnac.compiler.timeloop.nest import (
-    COEFFICIENTS, TL_TENSORS, Compute, LevelMapping, Nest, Problem, ShapeKind, Storage, projections,
+    COEFFICIENTS,
+    TL_TENSORS,
+    Compute,
+    LevelMapping,
+    Nest,
+    Problem,
+    ShapeKind,
+    Storage,
+    projections,
 )
 
 _STORAGE_CLASSES = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")

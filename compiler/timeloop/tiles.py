@@ -15,11 +15,14 @@ module reproduces each of them exactly, without walking the nest:
    direction (rank, sign) of its last slide.  A slide in another direction costs the whole box;
    an unchanged box or a whole-box reload forgets the direction.
 4. **Temporal extrapolation** (`gExtrapolateUniformTemporal`, on by default): a temporal loop of
-   `n > 1` iterations runs iteration 0 once and iteration 1 once, weighted `n - 1`; iterations
-   2..n-1 are never simulated.  So the sequence of tiles one child instance sees is a binary walk
-   over the temporal loops above it: between consecutive tiles loop `j` goes 0 -> 1 and every
-   loop inside it goes 1 -> 0 (not n-1 -> 0).  `walk_fills` sums this walk by dynamic programming
-   over (loop, direction state), so its cost is O(loops x states), not O(iterations).
+   `n` iterations is simulated at iterations 0, 1 and n-1 only (n = 2: 0 and 1), the middle one
+   weighted `n - 2`; so one child instance sees a walk over the temporal loops above it where
+   loop `j` steps 0 -> 1 -> n-1 and, at each step, every loop inside it returns from n-1 to 0.
+   The loop right above a tile (the parent's innermost loop, when it is temporal) records the
+   deltas itself and replaces the delta of its last iteration by that of iteration 1 (weight
+   n - 1), while its tile still moves there.  `walk_fills` sums the walk by dynamic programming
+   over (loop, direction state): O(loops x states), not O(iterations).  Running iteration 1 but
+   not n-1 (the older extrapolation) misses whole-tile reloads and disagrees with 7 golden cases.
 
 Spatial fan-outs: every instance below a fan-out sees the same walk translated, so its deltas are
 translates of one another and Timeloop's exact-equality multicast test groups instances by the
@@ -80,20 +83,31 @@ def _classify(delta_op: dict[int, int], rext: tuple[int, ...], ranks: Ranks) -> 
     return (k + 1) * (1 if shift > 0 else -1), slab
 
 
-def walk_fills(ext: tuple[int, ...], outer: list[Loop], ranks: Ranks) -> int:
+def walk_fills(ext: tuple[int, ...], outer: list[Loop], ranks: Ranks, first_is_parent: bool) -> int:
     """Words one instance of a level receives over the run: Timeloop's summed temporal deltas.
 
     `ext` is the tile's op-space extent, `outer` the temporal loops above the tile, innermost
-    first (loops of every outer level, §9.3 of the golden README).  See the module docstring for
-    the walk; the first tile is always loaded in full."""
+    first (loops of every outer level, §9.3 of the golden README).  `first_is_parent` says that
+    `outer[0]` is the loop right above the tile (the parent's innermost loop is temporal): that
+    loop records its deltas itself and drops the delta of its last iteration.  See the module
+    docstring for the walk; the first tile is always loaded in full."""
     rext = rank_extents(ext, ranks)
     full = math.prod(rext)
-    moves: list[tuple[int, int]] = []
+    # Per loop: the moves into its visited iterations 1.. (with weights), each as (state, slab).
+    plans: list[list[tuple[int, tuple[int, int]]]] = []
     for j, loop in enumerate(outer):
-        d: dict[int, int] = {loop.dim: loop.stride}
-        for inner in outer[:j]:  # every inner loop returns from iteration 1 to 0
-            d[inner.dim] = d.get(inner.dim, 0) - inner.stride
-        moves.append(_classify(d, rext, ranks))
+        n = loop.bound
+        visits = [0, 1] if n == 2 else [0, 1, n - 1]
+        weights = [1, 1] if n == 2 else [1, n - 2, 1]
+        if j == 0 and first_is_parent and n > 2:
+            weights = [1, n - 1, 0]
+        plan = []
+        for k in range(1, len(visits)):
+            d: dict[int, int] = {loop.dim: (visits[k] - visits[k - 1]) * loop.stride}
+            for inner in outer[:j]:  # every inner loop returns from its last iteration to 0
+                d[inner.dim] = d.get(inner.dim, 0) - (inner.bound - 1) * inner.stride
+            plan.append((weights[k], _classify(d, rext, ranks)))
+        plans.append(plan)
 
     def step(state: int, move: tuple[int, int]) -> tuple[int, int]:
         target, slab = move
@@ -103,18 +117,20 @@ def walk_fills(ext: tuple[int, ...], outer: list[Loop], ranks: Ranks) -> int:
             return slab, target
         return full, 0  # stride change: reload
 
-    # F[j][s] = (cost, end state) of the walk over loops 0..j-1 entered in state s.
     memo: dict[tuple[int, int], tuple[int, int]] = {}
 
     def walk(j: int, state: int) -> tuple[int, int]:
+        """(cost, end state) of the walk over loops 0..j-1 entered in `state`."""
         if j == 0:
             return 0, state
         key = (j, state)
         if key not in memo:
-            c1, s1 = walk(j - 1, state)
-            d, s2 = step(s1, moves[j - 1])
-            c2, s3 = walk(j - 1, s2)
-            memo[key] = (c1 + (outer[j - 1].bound - 1) * (d + c2), s3)
+            cost, state_now = walk(j - 1, state)
+            for w, move in plans[j - 1]:
+                d, s2 = step(state_now, move)
+                c2, state_now = walk(j - 1, s2)
+                cost += w * (d + c2)
+            memo[key] = (cost, state_now)
         return memo[key]
 
     return full + walk(len(outer), 0)[0]

@@ -1,0 +1,176 @@
+"""The ZC706 (FPGA) cost model: cycles from tiles and DRAM traffic, DSP/BRAM/LUT/FF from the
+PE arrays and buffers.
+
+Per layer on its chunk (one MAC per PE per cycle, the innermost loops pipelined at II=1 and
+flattened, DNNBuilder-style ping-pong buffers):
+
+    compute   C = padded temporal iterations = prod over dims of the DRAM, GB and RF loop sizes
+    traffic   bytes = DRAM reads of weights and inputs at their widths + outputs written once
+              at the activation width + partial sums spilled and re-read at the accumulator width
+              (counts from the Timeloop-semantics nest analysis of the canonical hierarchy)
+    tiles     T = prod of the DRAM loop sizes; per tile c = C/T + pipeline depth, m = bytes/T/bw
+    cycles    m + c + (T - 1) * max(c, m): the first tile's load, then loads overlapped with
+              compute (double buffering), then the last tile's compute
+
+Resources per chunk: DSP48 from the PE count and the precision rule of the target file
+(16-bit: one MAC per DSP; 8-bit: two by operand packing; narrow MACs in LUTs); BRAM18K from
+each buffer split into as many banks as the array reads words per cycle, each bank double
+buffered (a bank too small for a BRAM18K goes to LUTRAM); LUT and FF from per-PE accumulators
+and per-chunk control.  A design over any budget is infeasible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dnac.compiler.cost.base import AuxTable, BatchCost, roll_up
+from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, DesignBatch
+from dnac.compiler.targets import FpgaTarget
+from dnac.compiler.vocab import DIMS, Dim
+
+#: Accumulator width of partial sums held on chip or spilled to DRAM (HLS `ap_int<32>`).
+ACC_BITS = 32
+#: Pipeline depth of one engine: BRAM read (2) + DSP48E1 multiply-add (4, fully pipelined
+#: AREG/MREG/PREG, UG479 ch. 2) + write-back (2), plus one adder stage per halving of a
+#: spatial reduction (added per chunk).
+PIPELINE_BASE = 8
+#: A memory bank at or below this many bits is built from LUTRAM (64 x 1 per LUT6) instead of a
+#: BRAM18K, as Vivado HLS does for small arrays (UG902, "Arrays", RAM_1P_LUTRAM).
+LUTRAM_MAX_BITS = 1024
+LUT_PER_LUTRAM_BITS = 64
+#: Estimates of ours for the logic around each MAC: a 32-bit accumulator and operand registers
+#: (FF), the accumulator's adder and a small mux (LUT); and per chunk the loop counters, address
+#: generators and AXI bursts of an HLS engine.
+FF_PER_PE = 2 * ACC_BITS
+LUT_PER_PE = ACC_BITS + 8
+LUT_PER_CHUNK = 2500
+FF_PER_CHUNK = 3000
+
+_K, _C, _R, _S, _P, _Q = (DIMS.index(d) for d in (Dim.K, Dim.C, Dim.R, Dim.S, Dim.P, Dim.Q))
+
+
+def _t(x: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+
+
+def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device) -> dict[str, torch.Tensor]:
+    """[B] DSP, BRAM18K, LUT and FF of every design's chunks (unused slots cost nothing)."""
+    used = _t(batch.used_slots(), device)  # [B, S]
+    u = _t(batch.unroll, device)  # [B, S, 7]
+    pes = u.prod(dim=-1)
+    wb, ab = batch.bits[:, 0], batch.bits[:, 1]
+    dsp_per_mac = np.array([target.dsp_per_mac(int(w), int(a)) for w, a in batch.bits])
+    lut_per_mac = np.array([target.lut_per_mac(int(w), int(a)) for w, a in batch.bits])
+    dsp = torch.ceil(pes * _t(dsp_per_mac, device)) * used
+    # banks: words each tensor's buffer must deliver per cycle
+    ch = u[..., _C] + (u[..., _K] - u[..., _C]) * _t(_depthwise_slots(batch), device)
+    banks = torch.stack([
+        u[..., _K] * u[..., _C] * u[..., _R] * u[..., _S],
+        ch * (u[..., _P] + u[..., _R] - 1) * (u[..., _Q] + u[..., _S] - 1),
+        u[..., _K] * u[..., _P] * u[..., _Q],
+    ], dim=-1)  # [B, S, 3]
+    width = _t(np.stack([wb, ab, np.full_like(ab, ACC_BITS)], axis=-1), device)  # [S, 3]
+    words = _t(batch.gb, device)
+    depth = torch.ceil(words / banks)
+    bits_per_bank = depth * width
+    per_bank = _bram18k_per_bank(depth, width, target)
+    small = bits_per_bank <= LUTRAM_MAX_BITS
+    bram = (torch.where(small, torch.zeros_like(per_bank), per_bank) * banks * 2).sum(-1) * used
+    lutram = (torch.where(small, torch.ceil(bits_per_bank / LUT_PER_LUTRAM_BITS), torch.zeros_like(per_bank))
+              * banks * 2).sum(-1) * used
+    rf_bits = (_t(batch.rf, device) * width).sum(-1) * pes
+    lut = (pes * (LUT_PER_PE + _t(lut_per_mac, device)) + LUT_PER_CHUNK + lutram) * used
+    ff = (pes * FF_PER_PE + rf_bits + FF_PER_CHUNK) * used
+    return {"dsp": dsp.sum(1), "bram18k": bram.sum(1), "lut": lut.sum(1), "ff": ff.sum(1)}
+
+
+def _depthwise_slots(batch: DesignBatch) -> np.ndarray:
+    """[B, S] whether each slot runs depthwise layers."""
+    dw = np.zeros(batch.noc.shape, dtype=np.float64)
+    np.put_along_axis(dw, batch.slot, batch.table.depthwise[None, :].repeat(batch.size, 0).astype(np.float64), axis=1)
+    return dw
+
+
+def _bram18k_per_bank(depth: torch.Tensor, width: torch.Tensor, target: FpgaTarget) -> torch.Tensor:
+    """BRAM18K for one bank of `depth` words of `width` bits: the cheapest aspect ratio of the
+    target's simple-dual-port shapes, cascading in width and depth."""
+    shapes = target.bram18k_sdp or target.bram18k_tdp
+    best = None
+    for w, d in shapes:
+        n = torch.ceil(width / w) * torch.ceil(depth / d)
+        best = n if best is None else torch.minimum(best, n)
+    assert best is not None
+    return best
+
+
+def layer_cycles(
+    batch: DesignBatch, dram_words: torch.Tensor, target: FpgaTarget, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, L] cycles, [B, L] DRAM bytes) of every compute layer.
+
+    `dram_words[B, L, 4]`: weight reads, input reads, output words written once (final), and
+    partial-sum words spilled (each written and read back once more)."""
+    f = _t(batch.factors, device)
+    compute = f[:, :, F_DRAM].prod(-1) * f[:, :, F_GB].prod(-1) * f[:, :, F_RF].prod(-1)
+    tiles = f[:, :, F_DRAM].prod(-1)
+    bits = _t(batch.table.bits, device)  # [L, 2]
+    nbytes = (dram_words[..., 0] * bits[:, 0] + (dram_words[..., 1] + dram_words[..., 2]) * bits[:, 1]
+              + 2 * dram_words[..., 3] * ACC_BITS) / 8
+    u = _t(batch.per_layer(batch.unroll), device)
+    reduction = u[..., _C] * u[..., _R] * u[..., _S]
+    depth = PIPELINE_BASE + torch.ceil(torch.log2(reduction))
+    c = compute / tiles + depth
+    m = nbytes / tiles / target.dram_bytes_per_cycle
+    cycles = m + c + (tiles - 1) * torch.maximum(c, m)
+    return cycles, nbytes
+
+
+def aux_cycles(batch: DesignBatch, aux: AuxTable, target: FpgaTarget, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, L] cycles, [B] DRAM bytes) of the pools and adds each compute layer's chunk runs."""
+    B, L = batch.slot.shape
+    cycles = torch.zeros(B, L, dtype=torch.float64, device=device)
+    if not aux.names:
+        return cycles, torch.zeros(B, dtype=torch.float64, device=device)
+    u = _t(batch.per_layer(batch.unroll), device)  # [B, L, 7]
+    lanes = (u[..., _K] * u[..., _P] * u[..., _Q])[:, aux.host]  # [B, A] output lanes of the host
+    nbytes = _t(aux.extra_words * aux.bits / 8, device)  # [A]
+    each = torch.maximum(_t(aux.ops, device) / lanes, nbytes / target.dram_bytes_per_cycle)
+    cycles.index_add_(1, torch.as_tensor(aux.host, device=device), each)
+    return cycles, nbytes.sum().expand(B)
+
+
+def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *, device: torch.device | None = None) -> BatchCost:
+    """Cost B designs; `dram_words[B, L, 4]` as in `layer_cycles`."""
+    device = device or dram_words.device
+    cyc, nbytes = layer_cycles(batch, dram_words, target, device)
+    aux = AuxTable.of(batch.workload, batch.table)
+    acyc, abytes = aux_cycles(batch, aux, target, device)
+    frame_bytes = nbytes.sum(1) + abytes
+    period, latency = roll_up(
+        arch=torch.as_tensor(batch.arch, device=device), slot=torch.as_tensor(batch.slot, device=device),
+        n_slots=batch.n_slots, layer_cycles=cyc, aux_cycles=acyc, frame_bytes=frame_bytes,
+        bytes_per_cycle=target.dram_bytes_per_cycle,
+    )
+    res = chunk_resources(batch, target, device)
+    # multi-cycle shares one engine per kind; the per-slot sum already counts only used slots
+    feasible = torch.as_tensor(batch.fits, device=device)
+    for key, budget in (("dsp", target.dsp), ("bram18k", target.bram18k), ("lut", target.lut), ("ff", target.ff)):
+        feasible &= res[key] <= budget
+    clock_hz = target.clock_mhz * 1e6
+    fps = clock_hz / period
+    macs = float(batch.table.macs.sum())
+    energy = torch.full_like(period, float("nan"))
+    return BatchCost(
+        feasible=feasible, cycles_per_frame=period, latency_cycles=latency, fps=fps,
+        throughput_gops=2 * macs * fps / 1e9, energy_pj=energy, edp=energy * 1e-12 * latency,
+        layer_cycles=cyc, layer_energy_pj=torch.full_like(cyc, float("nan")), resources=res,
+        clock_mhz=target.clock_mhz,
+    )
+
+
+def dsp_roofline_gops(dsp: float, bits: int, target: FpgaTarget) -> float:
+    """The most GOP/s `dsp` DSP48s can do at `bits`: 2 ops x MACs per cycle x clock."""
+    return 2 * dsp * target.macs_per_dsp(bits) * target.clock_mhz * 1e6 / 1e9 if target.uses_dsp(bits) else math.inf
