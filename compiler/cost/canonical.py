@@ -34,7 +34,7 @@ def nest_stats(
     n = B * L
 
     def flat(x: np.ndarray | torch.Tensor, tail: tuple[int, ...]) -> torch.Tensor:
-        t = torch.as_tensor(np.ascontiguousarray(x) if isinstance(x, np.ndarray) else x, device=device)
+        t = torch.as_tensor(np.array(x) if isinstance(x, np.ndarray) else x, device=device)
         return t.reshape((n,) + tail)
 
     bounds = np.broadcast_to(batch.table.bounds[None], (B, L, 7))

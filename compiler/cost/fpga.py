@@ -37,9 +37,11 @@ ACC_BITS = 32
 #: AREG/MREG/PREG, UG479 ch. 2) + write-back (2), plus one adder stage per halving of a
 #: spatial reduction (added per chunk).
 PIPELINE_BASE = 8
-#: A memory bank at or below this many bits is built from LUTRAM (64 x 1 per LUT6) instead of a
-#: BRAM18K, as Vivado HLS does for small arrays (UG902, "Arrays", RAM_1P_LUTRAM).
-LUTRAM_MAX_BITS = 1024
+#: BRAM18K geometry (UG473): 18,432 bits, 36 bits read per cycle at the widest aspect ratio.
+BRAM18K_BITS = 18432
+BRAM18K_PORT_BITS = 36
+#: A bank of at most this many words is built from LUTRAM (64 x 1 per LUT6) instead of BRAM.
+LUTRAM_MAX_WORDS = 64
 LUT_PER_LUTRAM_BITS = 64
 #: Estimates of ours for the logic around each MAC: a 32-bit accumulator and operand registers
 #: (FF), the accumulator's adder and a small mux (LUT); and per chunk the loop counters, address
@@ -57,7 +59,7 @@ def _t(x: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float64) 
 
 
 def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device) -> dict[str, torch.Tensor]:
-    """[B] DSP, BRAM18K, LUT and FF of every design's chunks (unused slots cost nothing)."""
+    """[B, S] DSP, BRAM18K, LUT and FF of every chunk slot (unused slots cost nothing)."""
     used = _t(batch.used_slots(), device)  # [B, S]
     u = _t(batch.unroll, device)  # [B, S, 7]
     pes = u.prod(dim=-1)
@@ -74,17 +76,13 @@ def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device
     ], dim=-1)  # [B, S, 3]
     width = _t(np.stack([wb, ab, np.full_like(ab, ACC_BITS)], axis=-1), device)  # [S, 3]
     words = _t(batch.gb, device)
-    depth = torch.ceil(words / banks)
-    bits_per_bank = depth * width
-    per_bank = _bram18k_per_bank(depth, width, target)
-    small = bits_per_bank <= LUTRAM_MAX_BITS
-    bram = (torch.where(small, torch.zeros_like(per_bank), per_bank) * banks * 2).sum(-1) * used
-    lutram = (torch.where(small, torch.ceil(bits_per_bank / LUT_PER_LUTRAM_BITS), torch.zeros_like(per_bank))
-              * banks * 2).sum(-1) * used
+    bram, lutram = _buffer_cost(words, width, banks)
+    bram = bram.sum(-1) * used * 2  # ping-pong: every buffer is double buffered
+    lutram = lutram.sum(-1) * used * 2
     rf_bits = (_t(batch.rf, device) * width).sum(-1) * pes
     lut = (pes * (LUT_PER_PE + _t(lut_per_mac, device)) + LUT_PER_CHUNK + lutram) * used
     ff = (pes * FF_PER_PE + rf_bits + FF_PER_CHUNK) * used
-    return {"dsp": dsp.sum(1), "bram18k": bram.sum(1), "lut": lut.sum(1), "ff": ff.sum(1)}
+    return {"dsp": dsp, "bram18k": bram, "lut": lut, "ff": ff}
 
 
 def _depthwise_slots(batch: DesignBatch) -> np.ndarray:
@@ -94,16 +92,23 @@ def _depthwise_slots(batch: DesignBatch) -> np.ndarray:
     return dw
 
 
-def _bram18k_per_bank(depth: torch.Tensor, width: torch.Tensor, target: FpgaTarget) -> torch.Tensor:
-    """BRAM18K for one bank of `depth` words of `width` bits: the cheapest aspect ratio of the
-    target's simple-dual-port shapes, cascading in width and depth."""
-    shapes = target.bram18k_sdp or target.bram18k_tdp
-    best = None
-    for w, d in shapes:
-        n = torch.ceil(width / w) * torch.ceil(depth / d)
-        best = n if best is None else torch.minimum(best, n)
-    assert best is not None
-    return best
+def _buffer_cost(words: torch.Tensor, width: torch.Tensor, ports: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(BRAM18K, LUTs) of one buffer copy of `words` x `width` bits that must deliver `ports`
+    words per cycle.
+
+    A BRAM18K delivers 36 bits per cycle (512 x 36 simple dual port, or two 18-bit ports:
+    UG473, "Block RAM Summary"), so the words read in parallel are packed side by side into
+    ceil(ports x width / 36) BRAMs (HLS ARRAY_RESHAPE), stacked in depth as capacity needs
+    (18 Kb each).  Banks of at most `LUTRAM_MAX_WORDS` words go to LUTRAM instead, one LUT6 per
+    64 bits (UG474, "Distributed RAM"), as HLS does with small partitioned arrays.
+    """
+    bits = words * width
+    side = torch.ceil(ports * width / BRAM18K_PORT_BITS)
+    bram = side * torch.ceil(bits / (side * BRAM18K_BITS))
+    small = torch.ceil(words / ports) <= LUTRAM_MAX_WORDS
+    lut = torch.ceil(bits / LUT_PER_LUTRAM_BITS)
+    zero = torch.zeros_like(bram)
+    return torch.where(small, zero, bram), torch.where(small, lut, zero)
 
 
 def layer_cycles(
@@ -154,7 +159,7 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
         n_slots=batch.n_slots, layer_cycles=cyc, aux_cycles=acyc, frame_bytes=frame_bytes,
         bytes_per_cycle=target.dram_bytes_per_cycle,
     )
-    res = chunk_resources(batch, target, device)
+    res = {k: v.sum(1) for k, v in chunk_resources(batch, target, device).items()}
     # multi-cycle shares one engine per kind; the per-slot sum already counts only used slots
     feasible = torch.as_tensor(batch.fits, device=device)
     for key, budget in (("dsp", target.dsp), ("bram18k", target.bram18k), ("lut", target.lut), ("ff", target.ff)):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, F_SPATIAL, NOCS, DesignBatch
-from dnac.compiler.das.space import GB_KIB, RF_WORDS, UNROLL_CHOICES, UNROLL_DIMS, DesignSpace
+from dnac.compiler.das.space import UNROLL_CHOICES, UNROLL_DIMS, DesignSpace
 from dnac.compiler.ir.footprint import RELEVANT, footprints
 from dnac.compiler.vocab import DIMS, Dim
 #: NOC_MASK[n, j]: UNROLL_DIMS[j] is parallel in NoC style NOCS[n].
@@ -70,9 +70,9 @@ def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
     for g in space.groups:
         bits[g.first_slot : g.first_slot + g.n_slots] = (g.w_bits, g.a_bits)
     word_bits = bits.max(axis=1)  # [S] one word holds the widest operand
-    gb_total = np.asarray(GB_KIB, dtype=np.int64)[ch[:, space.i_buf[:, 0]]] * 8192 // word_bits[None, :]
+    gb_total = np.asarray(space.gb_kib, dtype=np.int64)[ch[:, space.i_buf[:, 0]]] * 8192 // word_bits[None, :]
     gb = DesignSpace.split_words(gb_total, ch[:, space.i_buf[:, 1]])
-    rf = DesignSpace.split_words(np.asarray(RF_WORDS, dtype=np.int64)[ch[:, space.i_buf[:, 2]]], ch[:, space.i_buf[:, 3]])
+    rf = DesignSpace.split_words(np.asarray(space.rf_words, dtype=np.int64)[ch[:, space.i_buf[:, 2]]], ch[:, space.i_buf[:, 3]])
     # per-layer loop sizes
     bounds = space.table.bounds[None]  # [1, L, 7]
     u_l = np.take_along_axis(unroll, slot[:, :, None], axis=1)  # [B, L, 7]

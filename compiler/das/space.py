@@ -55,12 +55,20 @@ SPLITS: tuple[tuple[int, int, int], ...] = tuple(
     (w, i, 8 - w - i) for w in range(1, 7) for i in range(1, 8 - w)
 )
 
-#: Global-buffer sizes in KiB.  On the ZC706 these are BRAM budgets per chunk; for the ASIC they
-#: are the 64-bit-wide SRAM depths 1024 .. 131072 that the Accelergy tables price exactly.
-GB_KIB: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512, 1024)
+#: Global-buffer sizes in KiB, per target kind.  On the ZC706 (2.4 MB of BRAM in all) a chunk's
+#: buffers range from a few BRAM18K to a fifth of the device; for the ASIC they are the 64-bit
+#: SRAM depths 1024 .. 131072 that the Accelergy tables price exactly.
+GB_KIB: dict[str, tuple[int, ...]] = {
+    "fpga": (2, 4, 8, 16, 32, 64, 128, 256, 512),
+    "asic": (8, 16, 32, 64, 128, 256, 512, 1024),
+}
 
-#: Register-file words per PE (all three tensors together).
-RF_WORDS: tuple[int, ...] = (3, 6, 12, 24, 48, 96, 192)
+#: Register-file words per PE (all three tensors together), per target kind: FPGA PEs keep
+#: operands in flip-flops, so their files stay small; ASIC PEs may hold Eyeriss-size spads.
+RF_WORDS: dict[str, tuple[int, ...]] = {
+    "fpga": (3, 4, 6, 9, 12, 24),
+    "asic": (3, 6, 12, 24, 48, 96, 192),
+}
 
 
 class KnobKind(StrEnum):
@@ -114,16 +122,14 @@ def tile_candidates(bound: int) -> tuple[int, ...]:
     return tuple(sorted(c))
 
 
-def buffer_words(kib: int, bits: int) -> int:
-    return kib * 1024 * 8 // bits
-
-
 class DesignSpace:
     """The knobs for one workload on one target, with the index tables `decode` needs."""
 
     def __init__(self, workload: Workload, target: FpgaTarget | AsicTarget, *, max_chunks: int = MAX_CHUNKS) -> None:
         self.workload = workload
         self.target = target
+        self.gb_kib = GB_KIB[target.KIND]
+        self.rf_words = RF_WORDS[target.KIND]
         self.layers: tuple[Layer, ...] = workload.compute_layers
         if not self.layers:
             from dnac.compiler.errors import ModelError
@@ -155,9 +161,9 @@ class DesignSpace:
                 for j in range(len(DIMS)):
                     self.i_order[s, li, j] = self._add(f"slot[{s}].order.{lvl}[{j}]", KnobKind.ORDER, DIMS)
             self.i_buf[s] = [
-                self._add(f"slot[{s}].gb_size", KnobKind.GB_SIZE, GB_KIB),
+                self._add(f"slot[{s}].gb_size", KnobKind.GB_SIZE, self.gb_kib),
                 self._add(f"slot[{s}].gb_split", KnobKind.GB_SPLIT, SPLITS),
-                self._add(f"slot[{s}].rf_size", KnobKind.RF_SIZE, RF_WORDS),
+                self._add(f"slot[{s}].rf_size", KnobKind.RF_SIZE, self.rf_words),
                 self._add(f"slot[{s}].rf_split", KnobKind.RF_SPLIT, SPLITS),
             ]
         self.table = LayerTable.of(self.layers)
@@ -221,7 +227,7 @@ class DesignSpace:
             total += math.log10(sum(n ** len(g.layers) for n in range(1, g.n_slots + 1)))
         per_slot = math.log10(sum(math.prod(len(UNROLL_CHOICES[d]) for d in noc.dims) for noc in NocStyle))
         per_slot += len(MEM_LEVELS) * math.log10(math.factorial(len(DIMS)))
-        per_slot += 2 * math.log10(len(SPLITS)) + math.log10(len(GB_KIB)) + math.log10(len(RF_WORDS))
+        per_slot += 2 * math.log10(len(SPLITS)) + math.log10(len(self.gb_kib)) + math.log10(len(self.rf_words))
         total += self.n_slots * per_slot
         for li in range(len(self.layers)):
             for j in range(len(DIMS)):
@@ -235,12 +241,19 @@ class DesignSpace:
     def n_knobs(self) -> int:
         return len(self.knobs)
 
+    def knob(self, name: str) -> int:
+        """Index of the knob called `name` (e.g. "slot[0].noc", "layer[conv1].chunk")."""
+        if not hasattr(self, "_by_name"):
+            self._by_name = {k.name: i for i, k in enumerate(self.knobs)}
+        return self._by_name[name]
+
+    def choice_index(self, knob: int, value: object) -> int:
+        """Index of `value` among knob `knob`'s choices."""
+        return self.knobs[knob].choices.index(value)
+
     def random_choices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """`n` uniformly random choice vectors (every vector decodes to a design)."""
         return (rng.random((n, self.n_knobs)) * self.n_choices).astype(np.int64)
-
-    def gb_words(self, kib_index: np.ndarray, bits: np.ndarray) -> np.ndarray:
-        return np.asarray(GB_KIB, dtype=np.int64)[kib_index] * 8192 // bits
 
     @staticmethod
     def split_words(total: np.ndarray, split_index: np.ndarray) -> np.ndarray:
