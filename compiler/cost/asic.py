@@ -43,35 +43,36 @@ def gb_depth(words: int, word_bits: int) -> int:
 
 @lru_cache(maxsize=4096)
 def _components(target: AsicTarget, gb_rows: int, rf_words: int, word_bits: int) -> tuple[float, ...]:
-    """(dram pJ, gb read, gb write, rf read, rf write, mac pJ, gb um2, rf um2, mac um2)."""
+    """(dram read, gb read, gb write, rf read, rf write, mac pJ, gb um2, rf um2, mac um2, dram write)."""
     dram = target.dram(GB_WIDTH)
     gb = target.sram(gb_rows, GB_WIDTH)
     rf = target.regfile(max(1, rf_words), word_bits)
     mac = target.mac(word_bits)
     return (dram.read_pJ, gb.read_pJ, gb.write_pJ, rf.read_pJ, rf.write_pJ, mac.energy_pJ,
-            gb.area_um2, rf.area_um2, mac.area_um2)
+            gb.area_um2, rf.area_um2, mac.area_um2, dram.write_pJ)
 
 
 def slot_components(batch: DesignBatch, target: AsicTarget) -> np.ndarray:
-    """[B, S, 9] the components of every chunk slot (see `_components`), looked up once per
+    """[B, S, 10] the components of every chunk slot (see `_components`), looked up once per
     distinct (GB rows, RF words, word width)."""
     word_bits = np.broadcast_to(batch.bits.max(axis=1)[None], batch.gb.shape[:2])
     rows = np.vectorize(gb_depth)(batch.gb.sum(-1), word_bits)
     keys = np.stack([rows, batch.rf.sum(-1), word_bits], axis=-1).reshape(-1, 3)
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     table = np.array([_components(target, int(r), int(w), int(b)) for r, w, b in uniq])
-    return table[inverse.reshape(-1)].reshape(batch.gb.shape[:2] + (9,))
+    return table[inverse.reshape(-1)].reshape(batch.gb.shape[:2] + (table.shape[-1],))
 
 
 def evaluate(batch: DesignBatch, target: AsicTarget, *, device: torch.device | None = None) -> BatchCost:
     device = device or torch.device("cpu")
     B, L = batch.slot.shape
-    comp = slot_components(batch, target)  # [B, S, 9]
-    lc = torch.as_tensor(batch.per_layer(comp), device=device)  # [B, L, 9]
+    comp = slot_components(batch, target)  # [B, S, 10]
+    lc = torch.as_tensor(batch.per_layer(comp), device=device)  # [B, L, 10]
     word_bits = torch.as_tensor(batch.per_layer(np.broadcast_to(batch.bits.max(1)[None], batch.slot.shape[:1] + (batch.n_slots,))), device=device)
     vec = (GB_WIDTH // word_bits).clamp(min=1)  # words per DRAM / GB access
     energy = torch.zeros(B, L, 3, 3, 2, dtype=torch.float64, device=device)
-    energy[:, :, 0, :, :] = lc[:, :, 0, None, None]
+    energy[:, :, 0, :, 0] = lc[:, :, 0, None]
+    energy[:, :, 0, :, 1] = lc[:, :, 9, None]
     energy[:, :, 1, :, 0] = lc[:, :, 1, None]
     energy[:, :, 1, :, 1] = lc[:, :, 2, None]
     energy[:, :, 2, :, 0] = lc[:, :, 3, None]

@@ -46,16 +46,19 @@ class BatchCost:
     def latency_ms(self) -> torch.Tensor:
         return self.latency_cycles / (self.clock_mhz * 1e3)
 
-    def objective(self, name: str) -> torch.Tensor:
-        """Lower is better; infeasible designs are +inf."""
-        value = {
-            "fps": 1.0 / self.fps,
-            "throughput": 1.0 / self.throughput_gops,
+    def raw(self, name: str) -> torch.Tensor:
+        """Objective `name` for every design, feasible or not; lower is better."""
+        return {
+            "fps": self.cycles_per_frame,
             "latency": self.latency_cycles,
             "energy": self.energy_pj,
             "edp": self.edp,
-        }[name]
-        return torch.where(self.feasible, value.to(torch.float64), torch.full_like(value, float("inf"), dtype=torch.float64))
+        }[name].to(torch.float64)
+
+    def objective(self, name: str) -> torch.Tensor:
+        """Objective `name`; infeasible designs are +inf."""
+        value = self.raw(name)
+        return torch.where(self.feasible, value, torch.full_like(value, float("inf")))
 
 
 @dataclass(frozen=True)

@@ -48,44 +48,56 @@ def _clamp_candidate(cand: np.ndarray, idx: np.ndarray, limit: np.ndarray) -> np
     return np.minimum(chosen, best)
 
 
-def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
-    """Decode a [B, n_knobs] array of choice indices (taken modulo each knob's choice count)."""
-    ch = np.asarray(choices, dtype=np.int64) % space.n_choices
-    B, S = ch.shape[0], space.n_slots
+def slots(space: DesignSpace, ch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([B] arch, [B, L] chunk slot of every compute layer) of choice vectors `ch`."""
     arch = ch[:, space.i_arch]
-    # layer -> chunk slot
     n_chunks = ch[:, space.i_nchunks] + 1  # [B, G]
     first = np.array([g.first_slot for g in space.groups], dtype=np.int64)
     grp = space.layer_group
     slot = first[grp][None, :] + ch[:, space.i_assign] % n_chunks[:, grp]
-    slot = np.where(arch[:, None] == 1, space.multi_slot[None, :], slot)
-    # chunk hardware
+    return arch, np.where(arch[:, None] == 1, space.multi_slot[None, :], slot)
+
+
+def unrolls(space: DesignSpace, ch: np.ndarray) -> np.ndarray:
+    """[B, S, 7] PE-array parallelism of every slot (1 for dims outside its NoC style)."""
     noc = ch[:, space.i_noc]
-    unroll = np.ones((B, S, len(DIMS)), dtype=np.int64)
+    unroll = np.ones((ch.shape[0], space.n_slots, len(DIMS)), dtype=np.int64)
     for j, values in enumerate(_UNROLL_VALUES):
         u = values[ch[:, space.i_unroll[:, j]]]
         unroll[:, :, _UNROLL_AXIS[j]] = np.where(NOC_MASK[noc, j], u, 1)
+    return unroll
+
+
+def remaining(space: DesignSpace, slot: np.ndarray, unroll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([B, L, 7] spatial loop sizes, [B, L, 7] what remains of each bound for the temporal
+    loops): a layer uses as much of its chunk's array as its bounds allow."""
+    bounds = space.table.bounds[None]
+    sp = np.minimum(np.take_along_axis(unroll, slot[:, :, None], axis=1), bounds)
+    return sp, -(-bounds // sp)
+
+
+def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
+    """Decode a [B, n_knobs] array of choice indices (taken modulo each knob's choice count)."""
+    ch = np.asarray(choices, dtype=np.int64) % space.n_choices
+    B = ch.shape[0]
+    arch, slot = slots(space, ch)
+    noc = ch[:, space.i_noc]
+    unroll = unrolls(space, ch)
     order = _orders(ch[:, space.i_order])
-    bits = np.zeros((S, 2), dtype=np.int64)
-    for g in space.groups:
-        bits[g.first_slot : g.first_slot + g.n_slots] = (g.w_bits, g.a_bits)
+    bits = space.slot_bits
     word_bits = bits.max(axis=1)  # [S] one word holds the widest operand
     gb_total = np.asarray(space.gb_kib, dtype=np.int64)[ch[:, space.i_buf[:, 0]]] * 8192 // word_bits[None, :]
     gb = DesignSpace.split_words(gb_total, ch[:, space.i_buf[:, 1]])
     rf = DesignSpace.split_words(np.asarray(space.rf_words, dtype=np.int64)[ch[:, space.i_buf[:, 2]]], ch[:, space.i_buf[:, 3]])
-    # per-layer loop sizes
-    bounds = space.table.bounds[None]  # [1, L, 7]
-    u_l = np.take_along_axis(unroll, slot[:, :, None], axis=1)  # [B, L, 7]
-    sp = np.minimum(u_l, bounds)
-    rem = -(-bounds // sp)
+    # per-layer loop sizes: spatial as the chunk allows, then RF and GB among what remains
+    sp, rem = remaining(space, slot, unroll)
     cand = np.broadcast_to(space.cand[None], (B,) + space.cand.shape)
     rf_f = _clamp_candidate(cand, ch[:, space.i_rf], rem)
     gb_f = _clamp_candidate(cand, ch[:, space.i_gb], -(-rem // rf_f))
     factors = np.stack([np.ones_like(sp), gb_f, sp, rf_f], axis=2)  # DRAM filled in by _fit
-    depthwise, stride = space.table.depthwise, space.table.stride
     fits = _fit(
-        factors, bounds, np.take_along_axis(gb, slot[:, :, None], axis=1),
-        np.take_along_axis(rf, slot[:, :, None], axis=1), stride, depthwise,
+        factors, space.table.bounds[None], np.take_along_axis(gb, slot[:, :, None], axis=1),
+        np.take_along_axis(rf, slot[:, :, None], axis=1), space.table.stride, space.table.depthwise,
     )
     return DesignBatch(space.table, space.workload, arch, slot, noc, unroll, order, gb, rf, bits, factors, fits)
 

@@ -149,6 +149,9 @@ class DesignSpace:
             [self._add(f"layer[{layer.name}].chunk", KnobKind.ASSIGN, tuple(range(self.groups[self.layer_group[li]].n_slots)))
              for li, layer in enumerate(self.layers)], dtype=np.int64)
         self.multi_slot = self._multi_cycle_slots()
+        self.slot_bits = np.zeros((self.n_slots, 2), dtype=np.int64)  # datapath (w, a) bits per slot
+        for g in self.groups:
+            self.slot_bits[g.first_slot : g.first_slot + g.n_slots] = (g.w_bits, g.a_bits)
         self.i_noc = np.zeros(self.n_slots, dtype=np.int64)
         self.i_unroll = np.zeros((self.n_slots, len(UNROLL_DIMS)), dtype=np.int64)
         self.i_order = np.zeros((self.n_slots, len(MEM_LEVELS), len(DIMS)), dtype=np.int64)

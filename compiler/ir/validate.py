@@ -162,7 +162,9 @@ def _chunk_hw(g: DesignGraph, chunk: Chunk) -> list[Violation]:
         if u < 1:
             v.append(Violation(who, f"unroll.{d}", f"must be positive, got {u}"))
     rows, cols = chunk.pe_array
-    if rows * cols != chunk.pes:
+    # dnac's own arrays are exactly their unrolls; an imported array (noc None) may have PEs that
+    # no unroll of its dims fills exactly (spatial 3 x 5 on a 4 x 4 mesh)
+    if rows * cols != chunk.pes and (chunk.noc is not None or chunk.pes > rows * cols):
         v.append(Violation(who, "pe_array", f"{rows}x{cols} = {rows * cols} PEs but the unrolls give {chunk.pes}"))
     names = chunk.level_names
     if not names or all(level.per_pe for level in chunk.hierarchy):

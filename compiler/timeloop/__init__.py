@@ -7,6 +7,7 @@ plain Python ints, in about a millisecond per layer; `batched` evaluates many de
 canonical hierarchy at once in torch with the same semantics.
 """
 
+from dnac.compiler.timeloop.lower import lower
 from dnac.compiler.timeloop.model import build_loops, evaluate
 from dnac.compiler.timeloop.nest import (
     RW_TENSOR,
@@ -25,5 +26,5 @@ from dnac.compiler.timeloop.parse import read_case
 
 __all__ = [
     "RW_TENSOR", "TL_TENSORS", "Compute", "LevelMapping", "LevelStats", "Nest", "NestStats", "Problem",
-    "ShapeKind", "Storage", "TensorStats", "build_loops", "evaluate", "read_case",
+    "ShapeKind", "Storage", "TensorStats", "build_loops", "evaluate", "lower", "read_case",
 ]

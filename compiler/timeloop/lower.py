@@ -18,7 +18,7 @@ printed.  So every choice here follows one of those two, never a third opinion:
 * **Energies.**  A level with explicit `read_pJ`/`write_pJ` (imported designs) is taken as fully
   specified: its energies, its block size and its own bandwidths (None = unlimited).  Any other
   level is priced exactly as `cost/asic.py` prices the canonical hierarchy, through the same
-  `_components` lookup: DRAM one 64-bit access (read and write both at the table's read energy),
+  `_components` lookup: DRAM one 64-bit access (the table's read and write energies),
   GB a 64-bit SRAM of `gb_depth(words)` rows, both with blocks of 64 / word-bits words; RF the
   register file of its words, one word per access; the target's DRAM bandwidth (shared, in
   words per cycle) on the DRAM level.  The MAC costs `chunk.attrs["mac_pJ"]` when given, else
@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 from itertools import combinations
 
-from dnac.compiler.cost.asic import GB_WIDTH, _components, gb_depth
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import Chunk, StorageLevel
 from dnac.compiler.ir.design import DesignGraph
@@ -99,6 +98,10 @@ def _chunk_components(chunk: Chunk, target: AsicTarget, bits: int, level: Storag
                       where: str = "<design>") -> tuple[float, ...]:
     """`cost/asic.py`'s component tuple for `chunk` (its GB and RF sizes), with `level`'s own size in
     place of its role's when given (a hierarchy may have several GB- or RF-role levels)."""
+    # Imported here: cost.asic -> cost.canonical -> timeloop.batched loads this package, which
+    # re-exports `lower`; a module-level import would close that cycle.
+    from dnac.compiler.cost.asic import _components, gb_depth
+
     gb, rf = chunk.level(MemLevel.GB), chunk.level(MemLevel.RF)
     gb_words = (_level_words(gb) if gb is not None else 0) or 0
     rf_words = (_level_words(rf) if rf is not None else 0) or 0
@@ -116,10 +119,12 @@ def _chunk_components(chunk: Chunk, target: AsicTarget, bits: int, level: Storag
 
 def _priced(level: StorageLevel, chunk: Chunk, target: AsicTarget, bits: int, where: str) -> tuple[float, float, int]:
     """(read pJ, write pJ, block words) of a level without explicit energies, as `cost/asic.py`."""
+    from dnac.compiler.cost.asic import GB_WIDTH  # see _chunk_components
+
     comp = _chunk_components(chunk, target, bits, level, where)
     vec = max(1, GB_WIDTH // bits)
     if level.role is MemLevel.DRAM:
-        return comp[0], comp[0], vec
+        return comp[0], comp[9], vec
     if level.role is MemLevel.GB:
         return comp[1], comp[2], vec
     return comp[3], comp[4], 1

@@ -30,8 +30,9 @@ differ from the MAC array's, per-tensor energies (no IR field).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import BufferAlloc, Chunk, StorageLevel
@@ -93,7 +94,7 @@ def _unroll(spatial: dict[Dim, int], xs: Sequence[Dim], ys: Sequence[Dim], mesh_
     ux = _cover({d: spatial[d] for d in xs}, mesh_x)
     uy = _cover({d: spatial[d] for d in ys}, mesh_y)
     if ux is not None and uy is not None:
-        return {**ux, **uy}
+        return {d: {**ux, **uy}[d] for d in DIMS if d in ux or d in uy}
     pes = mesh_x * mesh_y
     if not spatial:
         return {Dim.K: pes} if pes > 1 else {}
