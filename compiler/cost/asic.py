@@ -85,7 +85,8 @@ def evaluate(batch: DesignBatch, target: AsicTarget, *, device: torch.device | N
     cyc = stats.cycles.reshape(B, L).to(torch.float64)
     e_layer = stats.energy_pJ.reshape(B, L).to(torch.float64)
     dram_words = (stats.reads[:, DRAM] + stats.fills[:, DRAM] + stats.updates[:, DRAM]).sum(-1).reshape(B, L)
-    frame_bytes = (dram_words.to(torch.float64) * word_bits / 8).sum(1)
+    layer_bytes = dram_words.to(torch.float64) * word_bits / 8
+    frame_bytes = layer_bytes.sum(1)
     # pools and adds: element operations on the host chunk's output lanes, an adder each
     aux = AuxTable.of(batch.workload, batch.table)
     acyc = torch.zeros_like(cyc)
@@ -117,6 +118,7 @@ def evaluate(batch: DesignBatch, target: AsicTarget, *, device: torch.device | N
     return BatchCost(
         feasible=feasible, cycles_per_frame=period, latency_cycles=latency, fps=fps,
         throughput_gops=2 * float(batch.table.macs.sum()) * fps / 1e9, energy_pj=total_energy,
-        edp=total_energy * 1e-12 * latency, layer_cycles=cyc, layer_energy_pj=e_layer,
-        resources={"area_mm2": area_mm2}, clock_mhz=target.clock_mhz,
+        edp=total_energy * 1e-12 * latency, layer_cycles=cyc, layer_energy_pj=e_layer, layer_bytes=layer_bytes,
+        dram_bytes_per_cycle=target.dram_bytes_per_cycle, resources={"area_mm2": area_mm2},
+        clock_mhz=target.clock_mhz,
     )

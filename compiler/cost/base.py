@@ -39,6 +39,8 @@ class BatchCost:
     edp: torch.Tensor  # energy (J) x latency (cycles), Timeloop's J*cycle
     layer_cycles: torch.Tensor  # [B, L] compute layers
     layer_energy_pj: torch.Tensor  # [B, L]
+    layer_bytes: torch.Tensor  # [B, L] DRAM bytes per frame
+    dram_bytes_per_cycle: float  # the target's DRAM bandwidth
     resources: dict[str, torch.Tensor] = field(default_factory=dict)  # dsp, bram18k, lut, ff / area_mm2
     clock_mhz: float = 200.0
 

@@ -171,8 +171,8 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
     return BatchCost(
         feasible=feasible, cycles_per_frame=period, latency_cycles=latency, fps=fps,
         throughput_gops=2 * macs * fps / 1e9, energy_pj=energy, edp=energy * 1e-12 * latency,
-        layer_cycles=cyc, layer_energy_pj=torch.full_like(cyc, float("nan")), resources=res,
-        clock_mhz=target.clock_mhz,
+        layer_cycles=cyc, layer_energy_pj=torch.full_like(cyc, float("nan")), layer_bytes=nbytes,
+        dram_bytes_per_cycle=target.dram_bytes_per_cycle, resources=res, clock_mhz=target.clock_mhz,
     )
 
 

@@ -95,10 +95,13 @@ def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
     rf_f = _clamp_candidate(cand, ch[:, space.i_rf], rem)
     gb_f = _clamp_candidate(cand, ch[:, space.i_gb], -(-rem // rf_f))
     factors = np.stack([np.ones_like(sp), gb_f, sp, rf_f], axis=2)  # DRAM filled in by _fit
+    gb_cap = np.take_along_axis(gb, slot[:, :, None], axis=1)
     fits = _fit(
-        factors, space.table.bounds[None], np.take_along_axis(gb, slot[:, :, None], axis=1),
-        np.take_along_axis(rf, slot[:, :, None], axis=1), space.table.stride, space.table.depthwise,
+        factors, space.table.bounds[None], gb_cap, np.take_along_axis(rf, slot[:, :, None], axis=1),
+        space.table.stride, space.table.depthwise,
     )
+    dram_order = np.take_along_axis(order[:, :, 0], slot[:, :, None], axis=1)  # [B, L, 7]
+    _grow(factors, dram_order, space.table.bounds[None], gb_cap, space, fits)
     return DesignBatch(space.table, space.workload, arch, slot, noc, unroll, order, gb, rf, bits, factors, fits)
 
 
@@ -167,3 +170,72 @@ def _overflow(f: np.ndarray, layer: np.ndarray, gb_cap: np.ndarray, rf_cap: np.n
     rf_fp = np.stack(footprints(rf_e, st, dw), axis=-1)
     gb_fp = np.stack(footprints(gb_e, st, dw), axis=-1)
     return rf_fp / rf_cap, gb_fp / gb_cap
+
+
+def _dram_traffic(f_dram: np.ndarray, extent: np.ndarray, order: np.ndarray, rel: np.ndarray,
+                  stride: np.ndarray, depthwise: np.ndarray) -> np.ndarray:
+    """[N] an estimate of a layer's DRAM words: each tensor's GB tile, fetched again at every
+    iteration of the DRAM loops outside (and including) the innermost DRAM loop that indexes it
+    (Timeloop's temporal reuse without its sliding-window and first-read refinements)."""
+    fp = footprints(extent, stride, depthwise)
+    fo = np.take_along_axis(f_dram, order, axis=-1)  # DRAM loop trip counts, outermost first
+    cum = np.cumprod(fo, axis=-1)
+    total = np.zeros(f_dram.shape[0])
+    for t, words in enumerate(fp):
+        r = np.take_along_axis(rel[:, t], order, axis=-1) & (fo > 1)
+        last = r.shape[-1] - 1 - np.argmax(r[:, ::-1], axis=-1)
+        mult = np.where(r.any(-1), np.take_along_axis(cum, last[:, None], axis=-1)[:, 0], 1)
+        total += words * mult * (2 if t == 2 else 1)  # outputs are written and, when split, read back
+    return total
+
+
+def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray,
+          space: DesignSpace, fits: np.ndarray) -> None:
+    """Grow GB tiles into the room their buffers leave, in place.
+
+    A chunk's buffer sizes are knobs; a layer on it should use them.  Starting from the sampled
+    (and fitted) loop sizes, each step moves one dim's DRAM loop into the GB (its GB size to the
+    next candidate) where that lowers the estimated DRAM traffic most and the tiles still fit,
+    until no step helps.  Search thus explores buffer sizes and orders, and every design it
+    sees makes good use of what it built."""
+    B, L = factors.shape[:2]
+    n = B * L
+    f = factors.reshape(n, 4, len(DIMS))
+    layer = np.tile(np.arange(L), B)
+    stride, dw = space.table.stride[layer], space.table.depthwise[layer]
+    rel = np.broadcast_to(_RELEVANT, (n, 3, len(DIMS))).copy()
+    rel[dw, 1, DIMS.index(Dim.K)] = True
+    cap = gb_cap.reshape(n, 3)
+    order = dram_order.reshape(n, len(DIMS))
+    cand, ncand = space.cand[layer], space.n_cand[layer]  # [n, 7, C], [n, 7]
+    rem = -(-bounds[0, layer] // f[:, F_SPATIAL])
+    rows = np.nonzero(np.repeat(fits, L))[0]
+    for _ in range(_MAX_FIT_STEPS):
+        if rows.size == 0:
+            break
+        fr = f[rows]
+        inner = fr[:, F_RF] * fr[:, F_SPATIAL]
+        current = _dram_traffic(fr[:, F_DRAM], inner * fr[:, F_GB], order[rows], rel[rows], stride[rows], dw[rows])
+        best_gain = np.zeros(rows.size)
+        best = np.zeros((rows.size, 2), dtype=np.int64)  # (dim, new GB size)
+        for d in range(len(DIMS)):
+            c = cand[rows, d]
+            nxt_i = np.minimum((c <= fr[:, F_GB, d][:, None]).sum(-1), ncand[rows, d] - 1)
+            nxt = np.take_along_axis(c, nxt_i[:, None], axis=-1)[:, 0]
+            nxt = np.minimum(nxt, -(-rem[rows, d] // fr[:, F_RF, d]))
+            grows = nxt > fr[:, F_GB, d]
+            gb_f = fr[:, F_GB].copy()
+            gb_f[:, d] = np.where(grows, nxt, gb_f[:, d])
+            ext = inner * gb_f
+            ok = grows & (np.stack(footprints(ext, stride[rows], dw[rows]), -1) <= cap[rows]).all(-1)
+            f_dram = -(-rem[rows] // (fr[:, F_RF] * gb_f))
+            gain = current - _dram_traffic(f_dram, ext, order[rows], rel[rows], stride[rows], dw[rows])
+            take = ok & (gain > best_gain)
+            best_gain = np.where(take, gain, best_gain)
+            best[take] = np.stack([np.full(take.sum(), d), nxt[take]], -1)
+        moved = best_gain > 0
+        r, d = rows[moved], best[moved, 0]
+        f[r, F_GB, d] = best[moved, 1]
+        f[r, F_DRAM, d] = -(-rem[r, d] // (f[r, F_RF, d] * f[r, F_GB, d]))
+        rows = r
+    factors[...] = f.reshape(factors.shape)

@@ -136,7 +136,11 @@ class Das:
         design = torch.log(cost.raw(cfg.objective).clamp_min(1e-30)) + cfg.penalty * overflow(cost, self.target)
         design = design + cfg.penalty * (~torch.as_tensor(batch.fits)).to(torch.float64)
         g = standard(design)  # [B]
-        layer = torch.log(cost.layer_cycles.clamp_min(1.0))
+        # a layer's time; in a pipeline, where every chunk shares DRAM and the frame period is at
+        # least the frame's traffic time, also its traffic against a 1/L share of the bandwidth
+        n_layers = cost.layer_cycles.shape[1]
+        share = torch.as_tensor(batch.arch == 0, dtype=torch.float64)[:, None] * n_layers
+        layer = torch.log((cost.layer_cycles + share * cost.layer_bytes / cost.dram_bytes_per_cycle).clamp_min(1.0))
         if cfg.objective in ("energy", "edp"):
             layer = layer + torch.log(cost.layer_energy_pj.clamp_min(1e-9))
         layer_adv = standard(layer)  # [B, L]

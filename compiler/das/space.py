@@ -41,8 +41,8 @@ MAX_CHUNKS = 16
 
 #: Unroll choices per dim; PE arrays beyond the target budget decode as infeasible designs.
 UNROLL_CHOICES: dict[Dim, tuple[int, ...]] = {
-    Dim.K: (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
-    Dim.C: (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64),
+    Dim.K: (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64),
+    Dim.C: (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64),
     Dim.R: (1, 2, 3, 5, 7),
     Dim.S: (1, 2, 3, 5, 7),
     Dim.P: (1, 2, 4, 7, 8, 14, 16, 28, 32),

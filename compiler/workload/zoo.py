@@ -171,6 +171,25 @@ def alexnet(*, batch: int = 1, w_bits: int = 16, a_bits: int = 16) -> Workload:
     return b.build(source="zoo:alexnet")
 
 
+@register("alexnet_caffe")
+def alexnet_caffe(*, batch: int = 1, w_bits: int = 16, a_bits: int = 16) -> Workload:
+    """The original two-GPU AlexNet as BVLC Caffe ships it (Krizhevsky et al. 2012; Caffe's
+    `models/bvlc_alexnet/deploy.prototxt`): 227x227 input, 96 conv1 filters, grouped (g=2) conv2,
+    conv4 and conv5; 0.72 GMACs.  LRN is omitted (no MACs).  DNNBuilder and the FPGA papers
+    DNA Tab. 5 quotes build this network from Caffe, so the FPGA calibration uses it."""
+    b = _builder("alexnet_caffe", (3, 227, 227), batch, w_bits, a_bits)
+    b.conv("conv1", 96, 11, stride=4, bias=True, activation="relu")
+    b.pool("pool1", "maxpool", 3, stride=2)
+    b.conv("conv2", 256, 5, padding=2, groups=2, bias=True, activation="relu")
+    b.pool("pool2", "maxpool", 3, stride=2)
+    b.conv("conv3", 384, 3, padding=1, bias=True, activation="relu")
+    b.conv("conv4", 384, 3, padding=1, groups=2, bias=True, activation="relu")
+    b.conv("conv5", 256, 3, padding=1, groups=2, bias=True, activation="relu")
+    b.pool("pool5", "maxpool", 3, stride=2)
+    _mlp_head(b, [("fc6", 4096), ("fc7", 4096), ("fc8", 1000)])
+    return b.build(source="zoo:alexnet_caffe")
+
+
 #: VGG-16 (configuration "D"): conv widths, "M" for a 2x2 stride-2 maxpool.
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
