@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -134,6 +135,56 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
             f"{space['groups']} precision/depthwise groups; size 10^{space['log10_size']:.1f} "
             f"(DNA/TRIPS quote {PAPER_SPACE_SIZE:.2E} = 10^{space['paper_log10_size']:.1f} for their FBNet space)"
         )
+
+
+# ---------------------------------------------------------------------------- build
+@cli.command()
+@click.argument("model")
+@click.option("--target", "target_name", required=True, help="zc706 (Vivado HLS) or asic (Timeloop).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: hw_out/<model>-<target>].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search.")
+@click.option("--budget", type=float, default=None, help="DSP count (zc706) or area in mm^2 (asic).")
+@click.option("--objective", default=None, help="fps or latency (zc706); edp, latency or energy (asic).")
+@click.option("--steps", type=int, default=None, help="DAS gradient steps [default: 100].")
+@click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
+def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
+          steps: int | None, force: bool) -> None:
+    """Search an accelerator for MODEL (or re-cost a design.yaml) and emit its project.
+
+    Writes design.yaml, report.json and hls/ (zc706) or timeloop/ (asic) into the output folder.
+    """
+    from dnac.compiler.build import BuildOptions
+    from dnac.compiler.build import build as run_build
+    from dnac.compiler.das.search import DasConfig
+    from dnac.compiler.targets import known_targets
+
+    if target_name not in known_targets():
+        from dnac.compiler.errors import TargetError
+
+        raise TargetError(target_name, "--target", f"unknown target {target_name!r} (known: {', '.join(known_targets())})")
+    opts = BuildOptions(model=model, target=target_name, out=out, seed=seed, budget=budget, objective=objective,
+                        force=force, steps=steps if steps is not None else DasConfig.steps)
+    path = run_build(opts)
+    report = json.loads((path / "report.json").read_text())
+    click.echo(f"{report['model']} on {report['target']}: {report['fps']:.4g} FPS, {report['throughput_gops']:.4g} GOP/s, "
+               f"latency {report['latency_ms']:.4g} ms; wrote {path}/")
+
+
+# ---------------------------------------------------------------------------- bench
+@cli.command()
+@click.argument("name", type=click.Choice(["costmodel"]))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
+              help="Folder for the JSON results.")
+@click.option("--seconds", type=float, default=2.0, show_default=True, help="Timing window per row.")
+def bench(name: str, out: Path, seconds: float) -> None:
+    """Run a reproducible benchmark; print its table and save it as JSON."""
+    from dnac.compiler import bench as benches
+
+    text, path = benches.run(name, out, seconds=seconds)
+    click.echo(text)
+    if path is not None:
+        click.echo(f"saved {path}")
 
 
 # ---------------------------------------------------------------------------- entry

@@ -1,0 +1,86 @@
+"""`dnac bench NAME`: reproducible measurements, printed as a table and saved as JSON.
+
+Every figure is what the code measured on this machine at the time; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dnac.compiler.cost.model import evaluate
+from dnac.compiler.das.decode import decode
+from dnac.compiler.das.space import DesignSpace
+from dnac.compiler.targets import load_target
+from dnac.compiler.workload import zoo
+
+Row = dict[str, Any]
+
+
+def table(rows: list[Row], columns: list[str]) -> str:
+    """A plain-text table, right-aligned numbers."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return str(v)
+
+    cells = [[cell(r.get(c, "")) for c in columns] for r in rows]
+    width = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, width)), "  ".join("-" * w for w in width)]
+    lines += ["  ".join(x.rjust(w) for x, w in zip(r, width)) for r in cells]
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor(), "threads": torch.get_num_threads()}
+
+
+def costmodel(*, model: str = "vgg16", batches: tuple[int, ...] = (1, 64, 1024), seconds: float = 2.0,
+              seed: int = 0) -> list[Row]:
+    """Layer-design evaluations per second of the batched cost models on `model`: B random
+    designs, each costing every compute layer, repeated for `seconds` after one warm-up call."""
+    rows: list[Row] = []
+    w = zoo.get(model)
+    for target_name in ("zc706", "asic"):
+        target = load_target(target_name)
+        space = DesignSpace(w, target)
+        for b in batches:
+            batch = decode(space, space.random_choices(b, np.random.default_rng(seed)))
+            evaluate(batch, target)
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                evaluate(batch, target)
+                n += 1
+            per_call = (time.perf_counter() - start) / n
+            layers = len(space.layers)
+            rows.append({"target": target_name, "model": model, "B": b, "layers": layers,
+                         "ms_per_call": per_call * 1e3, "layer_evals_per_s": b * layers / per_call})
+    return rows
+
+
+BENCHES: dict[str, Callable[..., list[Row]]] = {"costmodel": costmodel}
+COLUMNS: dict[str, list[str]] = {
+    "costmodel": ["target", "model", "B", "layers", "ms_per_call", "layer_evals_per_s"],
+}
+
+
+def run(name: str, out: Path | None = None, **kwargs: Any) -> tuple[str, Path | None]:
+    """Run bench `name`; returns the table and the JSON file written (if `out`)."""
+    rows = BENCHES[name](**kwargs)
+    text = table(rows, COLUMNS[name])
+    path = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"bench_{name}.json"
+        path.write_text(json.dumps({"bench": name, "environment": environment(), "rows": rows}, indent=2) + "\n")
+    return text, path

@@ -1,0 +1,138 @@
+"""`dnac build`: a model in, a costed accelerator design and its back-end project out.
+
+The steps, in order (each one line of `build`):
+
+    load      MODEL -> workload (zoo name, model.yaml) or a finished design (design.yaml)
+    target    the target file, with the model's overrides and --budget applied
+    search    DAS over the design space (skipped for a design.yaml: it is re-costed as is)
+    cost      the scalar report of the chosen design (the same model the search used)
+    emit      design.yaml, report.json and the target's back-end folder (hls/ or timeloop/),
+              written to a temporary folder and moved into place only when complete
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dnac.compiler import __version__
+from dnac.compiler.cost.model import Target, cost_design
+from dnac.compiler.das.search import Das, DasConfig, check_objective
+from dnac.compiler.errors import BudgetError
+from dnac.compiler.frontend import load_model
+from dnac.compiler.ir import design_yaml
+from dnac.compiler.ir.design import DesignGraph
+from dnac.compiler.ir.validate import check
+from dnac.compiler.targets import AsicTarget, FpgaTarget, apply_overrides, load_target
+
+log = logging.getLogger("dnac.build")
+
+#: Default objective per target kind.
+DEFAULT_OBJECTIVE = {FpgaTarget.KIND: "fps", AsicTarget.KIND: "edp"}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What `dnac build` was asked to do."""
+
+    model: str  # zoo name, model.yaml or design.yaml
+    target: str  # registered target name
+    out: Path | None = None  # default: hw_out/<model>-<target>
+    seed: int = 0
+    budget: float | None = None  # DSP count (FPGA) or mm^2 (ASIC)
+    objective: str | None = None  # default per target kind
+    force: bool = False  # overwrite an existing folder dnac did not write
+    steps: int = DasConfig.steps
+    progress: bool | None = None
+
+
+def resolve_target(name: str, overrides: dict[str, dict[str, float]], budget: float | None, file: str) -> Target:
+    target = load_target(name)
+    if name in overrides:
+        target = apply_overrides(target, overrides[name], file=file, field_prefix=f"target.{name}")
+    if budget is not None:
+        if budget <= 0:
+            raise BudgetError("-", "--budget", f"must be positive, got {budget:g}")
+        if isinstance(target, FpgaTarget):
+            if budget != int(budget):
+                raise BudgetError("-", "--budget", f"a DSP budget is a whole number, got {budget:g}")
+            if budget > target.device_dsp:
+                raise BudgetError("-", "--budget", f"{budget:g} DSPs exceed the {target.device_dsp} of {target.part}")
+            target = target.with_overrides(dsp=int(budget))
+        else:
+            target = target.with_overrides(area_mm2=float(budget))
+            smallest = min_pe_area_mm2(target)
+            if budget < smallest:
+                raise BudgetError("-", "--budget", f"{budget:g} mm^2 is too small for one PE with the smallest "
+                                  f"buffers ({smallest:.4f} mm^2 on {target.name})")
+    return target
+
+
+def min_pe_area_mm2(target: AsicTarget) -> float:
+    """Area of the smallest chunk dnac can build: one MAC, the smallest RF and GB."""
+    from dnac.compiler.cost.asic import _components, gb_depth
+    from dnac.compiler.das.space import RF_WORDS
+
+    comp = _components(target, gb_depth(1, 16), RF_WORDS["asic"][0], 8)
+    return (comp[6] + comp[7] + comp[8]) / 1e6
+
+
+def safe_name(name: str) -> str:
+    """A folder name from a model name: letters, digits, '.', '_' and '-' only."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "model"
+    return cleaned[:80]
+
+
+def report_dict(design: DesignGraph, target: Target, search: dict[str, Any]) -> dict[str, Any]:
+    """report.json: the keys DESIGN.md promises, then details."""
+    c = cost_design(design, target).as_dict()
+    report = {
+        "model": c["model"], "target": target.name, "fps": c["fps"], "latency_ms": c["latency_ms"],
+        "cycles_per_frame": c["cycles_per_frame"], "throughput_gops": c["throughput_gops"],
+        "resources": c["resources"], "energy_pj": c["energy_pj"], "edp": c["edp"], "search": search,
+        "layers": c["layers"], "arch": c["arch"], "feasible": c["feasible"], "dnac_version": __version__,
+        "clock_mhz": target.clock_mhz,
+        "chunks": [{"id": ch.id, "layers": list(ch.layers), "noc": ch.noc.value if ch.noc else None,
+                    "pes": ch.pes, "pe_array": list(ch.pe_array)} for ch in sorted(design.chunks.values(), key=lambda x: x.id)],
+    }
+    if isinstance(target, FpgaTarget):
+        report["budget"] = {"dsp": target.dsp, "bram18k": target.bram18k, "lut": target.lut, "ff": target.ff}
+    elif target.area_mm2 is not None:
+        report["budget"] = {"area_mm2": target.area_mm2}
+    return report
+
+
+def build(opts: BuildOptions) -> Path:
+    """Run the build steps; returns the output folder."""
+    from dnac.compiler.backends import BACKENDS
+    from dnac.compiler.output import atomic_output
+
+    loaded = load_model(opts.model)  # load
+    w = loaded.workload
+    target = resolve_target(opts.target, w.target_overrides, opts.budget, opts.model)  # target
+    objective = opts.objective or DEFAULT_OBJECTIVE[target.KIND]
+    check_objective(objective, target)
+    if loaded.design is not None:  # search (or not)
+        design = loaded.design
+        if design.target != opts.target:
+            design.target = opts.target
+        check(design, opts.model)
+        search = {"method": "none (design.yaml re-costed)", "evaluations": 1, "seconds": 0.0}
+    else:
+        cfg = DasConfig(objective=objective, seed=opts.seed, steps=opts.steps, progress=opts.progress)
+        result = Das(w, target, cfg).run()
+        design = result.design
+        search = {"method": "das", "objective": objective, "evaluations": result.evaluations,
+                  "seconds": round(result.seconds, 3), "seed": opts.seed, "steps": cfg.steps, "batch": cfg.batch}
+    report = report_dict(design, target, search)  # cost
+    out = opts.out or Path("hw_out") / f"{safe_name(w.name)}-{opts.target}"
+    with atomic_output(out, force=opts.force) as tmp:  # emit
+        (tmp / "design.yaml").write_text(design_yaml.dump(design), encoding="utf-8")
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        backend = BACKENDS[target.KIND]()
+        backend.write(design, target, tmp, seed=opts.seed)
+    return out

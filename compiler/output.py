@@ -1,0 +1,88 @@
+"""Atomic output folders: a build appears complete or not at all, and never clobbers a user's folder.
+
+`atomic_output(out, force=...)` hands out a fresh temporary folder next to `out` (same file
+system, so the final move is a rename).  Only when the `with` body finishes without an exception
+is a marker file `.dnac` written into it and the folder moved into place; on any error the
+temporary folder is removed and `out` is left as it was.  The marker is how a later build knows
+that an existing `out` is dnac's own and may be replaced; a folder without it (a user's files, or
+the wrong `--out`) is replaced only with `force=True`.  An empty folder holds nothing to lose and
+is always replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dnac.compiler.errors import OutputError
+
+#: Name of the marker file that identifies folders dnac wrote.
+MARKER = ".dnac"
+#: Its content (constant, so that two builds of the same inputs give the same bytes).
+MARKER_TEXT = "This folder was written by dnac; `dnac build` may replace it.\n"
+_FIELD = "--out"
+
+
+def written_by_dnac(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputError(str(out), _FIELD, "exists and is not a folder")
+    if out.is_dir() and not force and not written_by_dnac(out) and any(out.iterdir()):
+        raise OutputError(str(out), _FIELD, "exists and was not written by dnac; pass --force")
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file so that a crash right after the rename leaves complete files."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+@contextmanager
+def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
+    """Yield a temporary folder; move it to `out` when the block succeeds (see the module docstring).
+
+    Raises `OutputError` (file `out`, field `--out`) when `out` must not be replaced or its parent
+    cannot be written."""
+    out = Path(out)
+    _check_target(out, force)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise OutputError(str(out), _FIELD, f"cannot write there: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+        _fsync_tree(tmp)
+        _check_target(out, force)  # the world may have changed while we wrote
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            os.rename(out, old / "prev")
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if old is not None:
+                os.rename(old / "prev", out)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(str(out), _FIELD, f"cannot write there: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""Package data: hls/lib of the HLS templates."""

@@ -1,0 +1,1 @@
+"""Package data: hls/macros of the HLS templates."""
