@@ -46,7 +46,7 @@ def environment() -> dict[str, Any]:
 
 
 def costmodel(*, model: str = "vgg16", batches: tuple[int, ...] = (1, 64, 1024), seconds: float = 2.0,
-              seed: int = 0) -> list[Row]:
+              seed: int = 0, **_: Any) -> list[Row]:
     """Layer-design evaluations per second of the batched cost models on `model`: B random
     designs, each costing every compute layer, repeated for `seconds` after one warm-up call."""
     rows: list[Row] = []
@@ -84,3 +84,64 @@ def run(name: str, out: Path | None = None, **kwargs: Any) -> tuple[str, Path | 
         path = out / f"bench_{name}.json"
         path.write_text(json.dumps({"bench": name, "environment": environment(), "rows": rows}, indent=2) + "\n")
     return text, path
+
+
+def das(*, models: tuple[str, ...] = ("alexnet", "vgg16", "resnet18", "mobilenet_v2"),
+        targets: tuple[str, ...] = ("zc706", "asic"), random_pool: int = 100_000, ablation: bool = True,
+        seed: int = 0, **_: Any) -> list[Row]:
+    """DAS against random search with the same number of evaluations and against the best of
+    `random_pool` random designs; DAS's wall time; DAS with one knob family frozen at a time."""
+    from dnac.compiler.build import DEFAULT_OBJECTIVE
+    from dnac.compiler.das.search import ABLATIONS, Das, DasConfig, frozen_defaults, random_search
+
+    rows: list[Row] = []
+    for target_name in targets:
+        target = load_target(target_name)
+        objective = DEFAULT_OBJECTIVE[target.KIND]
+        for model in models:
+            w = zoo.get(model)
+            cfg = DasConfig(objective=objective, seed=seed, progress=False)
+            result = Das(w, target, cfg).run()
+            equal, _ = random_search(w, target, result.evaluations, objective=objective, seed=seed)
+            pool, _ = random_search(w, target, random_pool, objective=objective, seed=seed + 1)
+            row: Row = {
+                "target": target_name, "model": model, "objective": objective, "das": result.objective,
+                "das_seconds": round(result.seconds, 2), "evaluations": result.evaluations,
+                "random_equal": equal, "random_pool": pool, "pool_size": random_pool,
+                "gain_vs_equal": equal / result.objective, "gain_vs_pool": pool / result.objective,
+            }
+            if objective == "fps":
+                row["das_gops"] = 2 * w.total_macs * target.clock_mhz * 1e6 / result.objective / 1e9
+            if ablation:
+                space = DesignSpace(w, target)
+                for family in ABLATIONS:
+                    frozen = Das(w, target, cfg, frozen=frozen_defaults(space, family)).run()
+                    row[f"frozen_{family}"] = frozen.objective / result.objective
+            rows.append(row)
+    return rows
+
+
+def vgg16_gops(*, seed: int = 0, **_: Any) -> list[Row]:
+    """VGG16 at 16 bits on the ZC706 within 900 DSPs: DAS's throughput on the whole network and
+    on its convolution layers (the basis of DNA Tab. 5 and DNNBuilder's figures)."""
+    from dnac.compiler.cost.calibration import conv_part
+    from dnac.compiler.cost.model import cost_design
+    from dnac.compiler.das.search import Das, DasConfig
+
+    target = load_target("zc706")
+    rows: list[Row] = []
+    for label, w in (("vgg16 (all layers)", zoo.get("vgg16")), ("vgg16 (conv layers)", conv_part(zoo.get("vgg16")))):
+        r = Das(w, target, DasConfig(objective="fps", seed=seed, progress=False)).run()
+        c = cost_design(r.design, target)
+        rows.append({"network": label, "gops": c.throughput_gops, "fps": c.fps, "dsp": c.resources["dsp"],
+                     "bram18k": c.resources["bram18k"], "arch": c.arch, "seconds": round(r.seconds, 2)})
+    return rows
+
+
+BENCHES.update({"das": das, "vgg16": vgg16_gops})
+COLUMNS.update({
+    "das": ["target", "model", "objective", "das", "random_equal", "random_pool", "gain_vs_equal", "gain_vs_pool",
+            "das_seconds", "evaluations", "frozen_loop_order", "frozen_chunk_assignment", "frozen_noc_style",
+            "frozen_buffer_split"],
+    "vgg16": ["network", "gops", "fps", "dsp", "bram18k", "arch", "seconds"],
+})

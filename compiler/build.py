@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from dnac.compiler.frontend import load_model
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.ir.validate import check
+from dnac.compiler.naming import safe_path_segment
 from dnac.compiler.targets import AsicTarget, FpgaTarget, apply_overrides, load_target
 
 log = logging.getLogger("dnac.build")
@@ -81,12 +81,6 @@ def min_pe_area_mm2(target: AsicTarget) -> float:
     return (comp[6] + comp[7] + comp[8]) / 1e6
 
 
-def safe_name(name: str) -> str:
-    """A folder name from a model name: letters, digits, '.', '_' and '-' only."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "model"
-    return cleaned[:80]
-
-
 def report_dict(design: DesignGraph, target: Target, search: dict[str, Any]) -> dict[str, Any]:
     """report.json: the keys DESIGN.md promises, then details."""
     c = cost_design(design, target).as_dict()
@@ -129,7 +123,7 @@ def build(opts: BuildOptions) -> Path:
         search = {"method": "das", "objective": objective, "evaluations": result.evaluations,
                   "seconds": round(result.seconds, 3), "seed": opts.seed, "steps": cfg.steps, "batch": cfg.batch}
     report = report_dict(design, target, search)  # cost
-    out = opts.out or Path("hw_out") / f"{safe_name(w.name)}-{opts.target}"
+    out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with atomic_output(out, force=opts.force) as tmp:  # emit
         (tmp / "design.yaml").write_text(design_yaml.dump(design), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -173,15 +173,25 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 
 # ---------------------------------------------------------------------------- bench
 @cli.command()
-@click.argument("name", type=click.Choice(["costmodel"]))
+@click.argument("name", type=click.Choice(["costmodel", "das", "vgg16"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
               help="Folder for the JSON results.")
-@click.option("--seconds", type=float, default=2.0, show_default=True, help="Timing window per row.")
-def bench(name: str, out: Path, seconds: float) -> None:
-    """Run a reproducible benchmark; print its table and save it as JSON."""
+@click.option("--seconds", type=float, default=2.0, show_default=True, help="Timing window per row (costmodel).")
+@click.option("--models", default=None, help="Comma-separated zoo models (das) [default: alexnet,vgg16,resnet18,mobilenet_v2].")
+@click.option("--pool", type=int, default=100_000, show_default=True, help="Random designs in the pool baseline (das).")
+@click.option("--no-ablation", is_flag=True, help="Skip the frozen-knob ablation (das).")
+def bench(name: str, out: Path, seconds: float, models: str | None, pool: int, no_ablation: bool) -> None:
+    """Run a reproducible benchmark; print its table and save it as JSON.
+
+    costmodel: layer-design evaluations per second; das: DAS against random search and the
+    ablation; vgg16: VGG16 16-bit GOP/s on the ZC706.
+    """
     from dnac.compiler import bench as benches
 
-    text, path = benches.run(name, out, seconds=seconds)
+    kwargs: dict[str, Any] = {"seconds": seconds, "random_pool": pool, "ablation": not no_ablation}
+    if models:
+        kwargs["models"] = tuple(m.strip() for m in models.split(",") if m.strip())
+    text, path = benches.run(name, out, **kwargs)
     click.echo(text)
     if path is not None:
         click.echo(f"saved {path}")

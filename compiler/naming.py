@@ -25,15 +25,7 @@ _HASH_LEN = 8
 #: C++14 keywords and alternative tokens (ISO/IEC 14882:2014 [lex.key], [lex.digraph]), plus the
 #: identifiers with special meaning and the C++20 keywords, so that the output stays valid when a
 #: user compiles the generated code with a newer standard.
-CPP_KEYWORDS = frozenset("""
-alignas alignof and and_eq asm auto bitand bitor bool break case catch char char8_t char16_t char32_t class
-compl concept const consteval constexpr constinit const_cast continue co_await co_return co_yield decltype
-default delete do double dynamic_cast else enum explicit export extern false final float for friend goto if
-import inline int long module mutable namespace new noexcept not not_eq nullptr operator or or_eq override
-private protected public register reinterpret_cast requires return short signed sizeof static static_assert
-static_cast struct switch template this thread_local throw true try typedef typeid typename union unsigned
-using virtual void volatile wchar_t while xor xor_eq main NULL
-""".split())
+CPP_KEYWORDS = frozenset(["alignas", "alignof", "and", "and_eq", "asm", "auto", "bitand", "bitor", "bool", "break", "case", "catch", "char", "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "const", "consteval", "constexpr", "constinit", "const_cast", "continue", "co_await", "co_return", "co_yield", "decltype", "default", "delete", "do", "double", "dynamic_cast", "else", "enum", "explicit", "export", "extern", "false", "final", "float", "for", "friend", "goto", "if", "import", "inline", "int", "long", "module", "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr", "operator", "or", "or_eq", "override", "private", "protected", "public", "register", "reinterpret_cast", "requires", "return", "short", "signed", "sizeof", "static", "static_assert", "static_cast", "struct", "switch", "template", "this", "thread_local", "throw", "true", "try", "typedef", "typeid", "typename", "union", "unsigned", "using", "virtual", "void", "volatile", "wchar_t", "while", "xor", "xor_eq", "main", "NULL"])
 
 #: File names Windows refuses whatever the extension (a design may be copied there).
 _WINDOWS_RESERVED = frozenset(
@@ -74,8 +66,9 @@ def safe_path_segment(name: str) -> str:
     s = _PATH_BAD.sub("_", str(name)).strip("._-")
     if not s:
         s = "x"
-    stem = s.split(".")[0].lower()
-    if s != name or len(s) > MAX_LEN or stem in _WINDOWS_RESERVED:
+    if s.split(".")[0].lower() in _WINDOWS_RESERVED:
+        s = "n_" + s
+    if s != name or len(s) > MAX_LEN:
         s = _with_hash(s, str(name), "_")
     return s
 

@@ -61,6 +61,9 @@ def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     except OSError as exc:
         raise OutputError(str(out), _FIELD, f"cannot write there: {exc.strerror or exc}") from None
     try:

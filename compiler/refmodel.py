@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from dnac.compiler.errors import DesignError
 from dnac.compiler.vocab import Activation, OpKind
 from dnac.compiler.workload.layer import INPUT, Layer, Workload
@@ -104,7 +103,7 @@ def choose_scale(acc: np.ndarray, qmax: int) -> tuple[int, int]:
     """(mult, shift) mapping the 99th percentile of |acc| onto `qmax`, integers only."""
     mags = np.sort(np.abs(acc).reshape(-1))
     ref = max(1, int(mags[(len(mags) - 1) * 99 // 100])) if len(mags) else 1
-    for shift in range(0, 63):
+    for shift in range(63):
         mult = (qmax << shift) // ref
         if mult >= 1 << (MULT_BITS - 1):
             return mult, shift

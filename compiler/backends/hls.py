@@ -11,7 +11,7 @@ Writes `<out>/hls/`:
     src/dnac_types.h        ap_int<W> types
     src/dnac_ops.h          fixed library code (output stage, pools, adds), copied verbatim
     tb/testbench.cpp        C-simulation testbench: compares every output with the golden data
-    data/*.txt              golden data from the integer reference model (`refmodel`)
+    data/*.bin              golden data from the integer reference model (`refmodel`), little-endian words
 
 This module only gathers the template context from the IR (and writes the data files); all C++,
 Tcl and make text lives in `templates/hls/`.  Engines follow dnac's canonical hierarchy (DRAM ->
@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-
-from dnac.compiler import __version__, refmodel
+from dnac.compiler import refmodel
 from dnac.compiler.backends.base import Backend, write_files
 from dnac.compiler.backends.render import read_static, render
 from dnac.compiler.errors import DesignError
@@ -145,8 +144,9 @@ def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]]) 
     loops: dict[str, list[str]] = {}
     trip: dict[str, dict[str, int]] = {}
     for lvl in CANONICAL_LEVELS:
-        loops[lvl] = [d.value for d in chunk.loop_order[lvl] if most(lambda n, d=d: maps[n.name].factor(lvl, d)) > 1]
-        trip[lvl] = {d: most(lambda n, d=d: maps[n.name].factor(lvl, Dim(d))) for d in loops[lvl]}
+        loops[lvl] = [d.value for d in chunk.loop_order[lvl]
+                      if most(lambda n, d=d, lvl=lvl: maps[n.name].factor(lvl, d)) > 1]
+        trip[lvl] = {d: most(lambda n, d=d, lvl=lvl: maps[n.name].factor(lvl, Dim(d))) for d in loops[lvl]}
     unrolled = [d for d in _SPATIAL_ORDER if chunk.unroll_of(d) > 1]
     t = {d: most(lambda n, d=d: tiles[n.name][d]) for d in DIMS}
     ih = most(lambda n: (tiles[n.name][Dim.P] - 1) * n.layer.stride[0] + tiles[n.name][Dim.R])
@@ -168,7 +168,7 @@ def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]]) 
     inner = [[lvl, d] for lvl in ("GB", "RF") for d in loops[lvl]]
     gb, rf = chunk.gb, chunk.rf
     return {
-        "id": chunk.id, "p": p, "noc": chunk.noc.value if chunk.noc else "any", "pe_array": list(chunk.pe_array),
+        "id": chunk.id, "p": p, "tag": f"c{chunk.id}", "noc": chunk.noc.value if chunk.noc else "any", "pe_array": list(chunk.pe_array),
         "pes": chunk.pes, "layer_names": [n.name for n in nodes],
         "unroll": [{"dim": d.value, "size": u(d)} for d in unrolled],
         "unrolled": [d.value for d in unrolled],
@@ -186,9 +186,12 @@ def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]]) 
     }
 
 
-def _fmt(values: np.ndarray) -> str:
-    flat = np.asarray(values, dtype=np.int64).reshape(-1)
-    return "".join(f"{int(v)}\n" for v in flat)
+def _words(parts: list[np.ndarray], bits: int) -> tuple[bytes, int]:
+    """Little-endian signed words of the narrowest of 16 / 32 bits that holds `bits`: the
+    testbench reads them with fread (a VGG16's weights are 276 MB this way, not a GB of text)."""
+    width = 2 if bits <= 16 else 4
+    flat = np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1) for p in parts]) if parts else np.zeros(0)
+    return flat.astype(f"<i{width}").tobytes(), width
 
 
 @dataclass
@@ -197,7 +200,7 @@ class HlsProject:
 
     context: dict[str, Any]
     golden: refmodel.Golden
-    data: dict[str, str]
+    data: dict[str, bytes]  # data/<name>.bin: little-endian signed words (context["data_bytes"] wide)
 
 
 def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject:
@@ -275,22 +278,25 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
     outputs = [{"name": name, "offset": tensors[name].offset, "words": tensors[name].size} for name in w.outputs]
     w_bits = max([n.layer.w_bits for n in design.nodes() if n.layer.has_macs])
     context = {
-        "version": __version__, "model": design.name, "project": f"{cpp_ident(design.name)}_hls",
+        "model": design.name, "project": f"{cpp_ident(design.name)}_hls",
         "arch": design.arch.value, "board": target.board, "part": target.part, "clock_mhz": target.clock_mhz,
         "period_ns": f"{1000.0 / target.clock_mhz:g}",
         "layers": layers, "engines": engines, "engine_of": engine_of, "outputs": outputs,
         "stages": 1 + max(sch.stage.values()),
-        "mem": {"weights": max(1, w_off), "biases": max(1, b_off), "fmaps": fmap_words, "psums": max(1, ps),
+        "mem": {"weights": w_off, "biases": b_off, "fmaps": fmap_words, "psums": ps,
                 "input_off": tensors[INPUT].offset, "input_words": tensors[INPUT].size},
         "types": {"wgt_bits": w_bits, "fmap_bits": max(bits.values())},
         "expected_words": sum(o["words"] for o in outputs),
     }
-    data = {
-        "data/input.txt": _fmt(golden.input),
-        "data/weights.txt": "".join(_fmt(x) for x in weights),
-        "data/biases.txt": "".join(_fmt(x) for x in biases),
-        "data/expected.txt": "".join(_fmt(golden.tensors[name]) for name in w.outputs),
+    fmap_bits = max(bits.values())
+    files = {
+        "input": _words([golden.input], fmap_bits),
+        "weights": _words(weights, w_bits),
+        "biases": _words(biases, 32),
+        "expected": _words([golden.tensors[name] for name in w.outputs], fmap_bits),
     }
+    context["data_bytes"] = {name: width for name, (_, width) in files.items()}
+    data = {f"data/{name}.bin": raw for name, (raw, _) in files.items()}
     return HlsProject(context, golden, data)
 
 

@@ -22,7 +22,6 @@ from importlib import resources
 from typing import Any
 
 import jinja2
-
 from dnac.compiler.naming import cpp_ident
 
 TEMPLATE_PACKAGE = "dnac.templates"
@@ -33,10 +32,17 @@ def tojson(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True, separators=(", ", ": "))
 
 
+#: Longest text `cpp_comment` keeps (names can be 300 characters long).
+COMMENT_MAX = 100
+
+
 def cpp_comment(text: Any) -> str:
-    """`text` made safe inside a `//` or `/* */` comment."""
+    """`text` made safe inside a `//` or `/* */` comment, cut to `COMMENT_MAX` characters."""
+    text = str(text)
+    if len(text) > COMMENT_MAX:
+        text = text[:COMMENT_MAX - 3] + "..."
     out = []
-    for ch in str(text):
+    for ch in text:
         if ch == "\\":
             out.append("/")
         elif 32 <= ord(ch) < 127:

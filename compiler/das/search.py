@@ -207,6 +207,35 @@ class Das:
         return DasResult(design, best_choice, best_value, evaluations, seconds, history)
 
 
+#: Knob families that the ablation freezes, one at a time, at a default.
+ABLATIONS = ("loop_order", "chunk_assignment", "noc_style", "buffer_split")
+
+
+def frozen_defaults(space: DesignSpace, family: str) -> dict[int, int]:
+    """The knobs of `family` fixed at a default: loop orders N,K,C,R,S,P,Q at every level; every
+    layer on its group's first chunk (one chunk per group); the first NoC style (K,P,Q); buffers
+    split 3:3:2 among weights, inputs and outputs."""
+    from dnac.compiler.das.space import SPLITS
+
+    fix: dict[int, int] = {}
+    if family == "loop_order":
+        for s in range(space.n_slots):
+            for lvl in range(space.i_order.shape[1]):
+                fix.update({int(k): j for j, k in enumerate(space.i_order[s, lvl])})
+    elif family == "chunk_assignment":
+        fix.update({int(k): 0 for k in space.i_nchunks})
+        fix.update({int(k): 0 for k in space.i_assign})
+    elif family == "noc_style":
+        fix.update({int(k): 0 for k in space.i_noc})
+    elif family == "buffer_split":
+        even = SPLITS.index((3, 3, 2))
+        fix.update({int(k): even for k in space.i_buf[:, 1]})
+        fix.update({int(k): even for k in space.i_buf[:, 3]})
+    else:
+        raise ValueError(f"unknown ablation {family!r} (known: {', '.join(ABLATIONS)})")
+    return fix
+
+
 def _budget_text(target: Target) -> str:
     if isinstance(target, FpgaTarget):
         return f"{target.name}'s {target.dsp} DSP / {target.bram18k} BRAM18K / {target.lut} LUT"

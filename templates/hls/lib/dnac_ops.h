@@ -55,14 +55,17 @@ inline long long dnac_clamp(long long v, int lo, int hi) {
   return v < lo ? (long long)lo : (v > hi ? (long long)hi : v);
 }
 
-// (acc * mult + 2^(shift-1)) >> shift, then the clamp; refmodel.Requant.apply.
-inline long long dnac_requant(ap_int<64> acc, const layer_cfg_t &L) {
+// (acc * mult + 2^(shift-1)) >> shift, then the clamp; refmodel.Requant.apply.  The reference
+// model checks |acc * mult| < 2^62, so the product fits 64 bits; the shift is ap_int's (arithmetic).
+inline long long dnac_requant(long long acc, const layer_cfg_t &L) {
 #pragma HLS INLINE
-  ap_int<64> v = acc * (ap_int<64>)L.mult;
+  long long prod = acc * L.mult;
   if (L.shift > 0) {
-    v = (v + ((ap_int<64>)1 << (L.shift - 1))) >> L.shift;
+    ap_int<64> v = prod + (1LL << (L.shift - 1));
+    v >>= L.shift;
+    prod = (long long)v;
   }
-  return dnac_clamp((long long)v, L.lo, L.hi);
+  return dnac_clamp(prod, L.lo, L.hi);
 }
 
 // floor(a / b) for b > 0 (C++ division truncates toward zero).
@@ -133,7 +136,7 @@ void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
   const long long count = (long long)L.N * L.K * L.P * L.Q;
   for (long long e = 0; e < count; ++e) {
 #pragma HLS PIPELINE II=1
-    ap_int<64> acc = 0;
+    long long acc = 0;
     for (int i = 0; i < DNAC_MAX_INPUTS; ++i) {
       if (i < L.n_in) {
         acc += (long long)fmaps[base[i] + e];

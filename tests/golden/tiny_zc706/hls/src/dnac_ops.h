@@ -1,0 +1,149 @@
+// dnac HLS library: the fixed parts of every generated project (never templated).
+//
+// The layer descriptor shared by all engines, the integer output stage (requantization,
+// activation clamp, saturation) and the element-wise engines for pools and residual adds.
+// The arithmetic here is exactly that of dnac's integer reference model
+// (dnac/compiler/refmodel.py); the C-simulation testbench checks the two agree bit for bit.
+#ifndef DNAC_OPS_H
+#define DNAC_OPS_H
+
+#include <ap_int.h>
+
+// Loop dimensions, in dnac's order.  C is counted per group (1 for a depthwise layer).
+enum { DNAC_N = 0, DNAC_K = 1, DNAC_C = 2, DNAC_R = 3, DNAC_S = 4, DNAC_P = 5, DNAC_Q = 6, DNAC_DIMS = 7 };
+
+// Layer kinds.
+enum { DNAC_OP_CONV = 0, DNAC_OP_MAXPOOL = 1, DNAC_OP_AVGPOOL = 2, DNAC_OP_ADD = 3 };
+
+// Most operand tensors of one layer (residual adds).
+#define DNAC_MAX_INPUTS 4
+
+// One layer as its engine runs it: shape, the IR's loop nest, where its tensors live in DRAM
+// and its output stage.  Offsets count elements of the port they index.
+struct layer_cfg_t {
+  int op;                      // DNAC_OP_*
+  int N, K, C, R, S, P, Q;     // loop bounds; C is the total input channels
+  int H, W;                    // input rows and columns (before padding)
+  int groups;                  // K and C are split in `groups` groups (depthwise: groups == C == K)
+  int sr, sc;                  // stride (rows, columns)
+  int pr, pc;                  // zero padding (rows, columns), both sides
+  int f_dram[DNAC_DIMS];       // temporal factors of the DRAM level (tiles)
+  int f_gb[DNAC_DIMS];         // temporal factors of the global buffer level
+  int sp[DNAC_DIMS];           // spatial factors over the PE array
+  int f_rf[DNAC_DIMS];         // temporal factors of the register-file level (per PE)
+  long long w_off;             // first weight, layout [K][C / groups][R][S]
+  long long b_off;             // first bias (accumulator units), -1 for none
+  int n_in;                    // operand tensors
+  long long in_off[DNAC_MAX_INPUTS];   // first element of each operand's slot 0, layout NCHW
+  int in_slots[DNAC_MAX_INPUTS];       // frames buffered for the operand (pipeline style)
+  long long in_size[DNAC_MAX_INPUTS];  // elements of one slot
+  long long out_off;           // first element of the output's slot 0
+  int out_slots;
+  long long out_size;
+  long long ps_off;            // partial-sum spill area of the layer's chunk
+  long long mult;              // requantization multiplier
+  int shift;                   // requantization shift (rounding half up)
+  int lo, hi;                  // output clamp: activation and saturation in one
+};
+
+// Where frame `frame`'s copy of a tensor starts.
+inline long long dnac_slot(long long off, int slots, long long size, int frame) {
+  return off + (long long)(frame % slots) * size;
+}
+
+inline long long dnac_clamp(long long v, int lo, int hi) {
+  return v < lo ? (long long)lo : (v > hi ? (long long)hi : v);
+}
+
+// (acc * mult + 2^(shift-1)) >> shift, then the clamp; refmodel.Requant.apply.  The reference
+// model checks |acc * mult| < 2^62, so the product fits 64 bits; the shift is ap_int's (arithmetic).
+inline long long dnac_requant(long long acc, const layer_cfg_t &L) {
+#pragma HLS INLINE
+  long long prod = acc * L.mult;
+  if (L.shift > 0) {
+    ap_int<64> v = prod + (1LL << (L.shift - 1));
+    v >>= L.shift;
+    prod = (long long)v;
+  }
+  return dnac_clamp(prod, L.lo, L.hi);
+}
+
+// floor(a / b) for b > 0 (C++ division truncates toward zero).
+inline long long dnac_floor_div(long long a, long long b) {
+  long long q = a / b;
+  if ((a % b != 0) && (a < 0)) {
+    q -= 1;
+  }
+  return q;
+}
+
+// Input channels a (bK, tK, tC) tile touches: tC for an ungrouped layer, else tC per group
+// the K tile spans (the engines size their input tile buffers the same way).
+inline int dnac_tile_channels(const layer_cfg_t &L, int bK, int tK, int tC) {
+  if (L.groups == 1) {
+    return tC;
+  }
+  const int kg = L.K / L.groups;
+  const int hi = (bK + tK < L.K ? bK + tK : L.K) - 1;
+  if (hi < bK) {
+    return tC;
+  }
+  return (hi / kg - bK / kg + 1) * tC;
+}
+
+// Max or average pooling, element-wise after the producer's engine.
+template <typename fmap_T>
+void dnac_pool(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
+  const long long in = dnac_slot(L.in_off[0], L.in_slots[0], L.in_size[0], frame);
+  const long long out = dnac_slot(L.out_off, L.out_slots, L.out_size, frame);
+  const int window = L.R * L.S;
+  for (int n = 0; n < L.N; ++n) {
+    for (int k = 0; k < L.K; ++k) {
+      for (int p = 0; p < L.P; ++p) {
+        for (int q = 0; q < L.Q; ++q) {
+          long long best = 0;
+          long long sum = 0;
+          bool seen = false;
+          for (int r = 0; r < L.R; ++r) {
+            for (int s = 0; s < L.S; ++s) {
+#pragma HLS PIPELINE II=1
+              const int h = p * L.sr + r - L.pr;
+              const int w = q * L.sc + s - L.pc;
+              if (h >= 0 && h < L.H && w >= 0 && w < L.W) {
+                const long long v = fmaps[in + (((long long)n * L.C + k) * L.H + h) * L.W + w];
+                best = (!seen || v > best) ? v : best;
+                sum += v;
+                seen = true;
+              }
+            }
+          }
+          const long long y = (L.op == DNAC_OP_MAXPOOL) ? best : dnac_floor_div(2 * sum + window, 2 * (long long)window);
+          fmaps[out + (((long long)n * L.K + k) * L.P + p) * L.Q + q] = dnac_clamp(y, L.lo, L.hi);
+        }
+      }
+    }
+  }
+}
+
+// Residual add of up to DNAC_MAX_INPUTS tensors, requantized like a convolution's accumulator.
+template <typename fmap_T>
+void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
+  long long base[DNAC_MAX_INPUTS];
+  for (int i = 0; i < DNAC_MAX_INPUTS; ++i) {
+    base[i] = i < L.n_in ? dnac_slot(L.in_off[i], L.in_slots[i], L.in_size[i], frame) : 0;
+  }
+  const long long out = dnac_slot(L.out_off, L.out_slots, L.out_size, frame);
+  const long long count = (long long)L.N * L.K * L.P * L.Q;
+  for (long long e = 0; e < count; ++e) {
+#pragma HLS PIPELINE II=1
+    long long acc = 0;
+    for (int i = 0; i < DNAC_MAX_INPUTS; ++i) {
+      if (i < L.n_in) {
+        acc += (long long)fmaps[base[i] + e];
+      }
+    }
+    fmaps[out + e] = dnac_requant(acc, L);
+  }
+}
+
+#endif  // DNAC_OPS_H
