@@ -173,7 +173,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 
 # ---------------------------------------------------------------------------- bench
 @cli.command()
-@click.argument("name", type=click.Choice(["costmodel", "das", "vgg16"]))
+@click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
               help="Folder for the JSON results.")
 @click.option("--seconds", type=float, default=2.0, show_default=True, help="Timing window per row (costmodel).")
