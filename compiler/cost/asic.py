@@ -109,7 +109,8 @@ def evaluate(batch: DesignBatch, target: AsicTarget, *, device: torch.device | N
     used = torch.as_tensor(batch.used_slots(), device=device, dtype=torch.float64)
     cs = torch.as_tensor(comp, device=device)
     pes = torch.as_tensor(batch.unroll, device=device, dtype=torch.float64).prod(-1)
-    area_mm2 = ((pes * (cs[..., 7] + cs[..., 8]) + cs[..., 6]) * used).sum(1) / 1e6
+    slot_area = (pes * (cs[..., 7] + cs[..., 8]) + cs[..., 6]) * used / 1e6
+    area_mm2 = slot_area.sum(1)
     feasible = torch.as_tensor(batch.fits, device=device) & stats.fits.reshape(B, L).all(1)
     if target.area_mm2 is not None:
         feasible &= area_mm2 <= target.area_mm2
@@ -119,6 +120,6 @@ def evaluate(batch: DesignBatch, target: AsicTarget, *, device: torch.device | N
         feasible=feasible, cycles_per_frame=period, latency_cycles=latency, fps=fps,
         throughput_gops=2 * float(batch.table.macs.sum()) * fps / 1e9, energy_pj=total_energy,
         edp=total_energy * 1e-12 * latency, layer_cycles=cyc, layer_energy_pj=e_layer, layer_bytes=layer_bytes,
-        dram_bytes_per_cycle=target.dram_bytes_per_cycle, resources={"area_mm2": area_mm2},
+        dram_bytes_per_cycle=target.dram_bytes_per_cycle, resources={"area_mm2": area_mm2}, slot_resources={"area_mm2": slot_area},
         clock_mhz=target.clock_mhz,
     )

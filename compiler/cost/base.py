@@ -42,6 +42,7 @@ class BatchCost:
     layer_bytes: torch.Tensor  # [B, L] DRAM bytes per frame
     dram_bytes_per_cycle: float  # the target's DRAM bandwidth
     resources: dict[str, torch.Tensor] = field(default_factory=dict)  # dsp, bram18k, lut, ff / area_mm2
+    slot_resources: dict[str, torch.Tensor] = field(default_factory=dict)  # the same per chunk slot [B, S]
     clock_mhz: float = 200.0
 
     @property

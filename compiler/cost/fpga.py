@@ -159,7 +159,8 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
         n_slots=batch.n_slots, layer_cycles=cyc, aux_cycles=acyc, frame_bytes=frame_bytes,
         bytes_per_cycle=target.dram_bytes_per_cycle,
     )
-    res = {k: v.sum(1) for k, v in chunk_resources(batch, target, device).items()}
+    per_slot = chunk_resources(batch, target, device)
+    res = {k: v.sum(1) for k, v in per_slot.items()}
     # multi-cycle shares one engine per kind; the per-slot sum already counts only used slots
     feasible = torch.as_tensor(batch.fits, device=device)
     for key, budget in (("dsp", target.dsp), ("bram18k", target.bram18k), ("lut", target.lut), ("ff", target.ff)):
@@ -172,7 +173,8 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
         feasible=feasible, cycles_per_frame=period, latency_cycles=latency, fps=fps,
         throughput_gops=2 * macs * fps / 1e9, energy_pj=energy, edp=energy * 1e-12 * latency,
         layer_cycles=cyc, layer_energy_pj=torch.full_like(cyc, float("nan")), layer_bytes=nbytes,
-        dram_bytes_per_cycle=target.dram_bytes_per_cycle, resources=res, clock_mhz=target.clock_mhz,
+        dram_bytes_per_cycle=target.dram_bytes_per_cycle, resources=res, slot_resources=per_slot,
+        clock_mhz=target.clock_mhz,
     )
 
 

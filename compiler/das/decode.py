@@ -216,23 +216,26 @@ def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_ca
         fr = f[rows]
         inner = fr[:, F_RF] * fr[:, F_SPATIAL]
         current = _dram_traffic(fr[:, F_DRAM], inner * fr[:, F_GB], order[rows], rel[rows], stride[rows], dw[rows])
-        best_gain = np.zeros(rows.size)
-        best = np.zeros((rows.size, 2), dtype=np.int64)  # (dim, new GB size)
-        for d in range(len(DIMS)):
-            c = cand[rows, d]
-            nxt_i = np.minimum((c <= fr[:, F_GB, d][:, None]).sum(-1), ncand[rows, d] - 1)
-            nxt = np.take_along_axis(c, nxt_i[:, None], axis=-1)[:, 0]
-            nxt = np.minimum(nxt, -(-rem[rows, d] // fr[:, F_RF, d]))
-            grows = nxt > fr[:, F_GB, d]
-            gb_f = fr[:, F_GB].copy()
-            gb_f[:, d] = np.where(grows, nxt, gb_f[:, d])
-            ext = inner * gb_f
-            ok = grows & (np.stack(footprints(ext, stride[rows], dw[rows]), -1) <= cap[rows]).all(-1)
-            f_dram = -(-rem[rows] // (fr[:, F_RF] * gb_f))
-            gain = current - _dram_traffic(f_dram, ext, order[rows], rel[rows], stride[rows], dw[rows])
-            take = ok & (gain > best_gain)
-            best_gain = np.where(take, gain, best_gain)
-            best[take] = np.stack([np.full(take.sum(), d), nxt[take]], -1)
+        # every dim's next GB size at once: [N, 7 (dim grown), 7 (dim)]
+        c = cand[rows]  # [N, 7, C]
+        nxt_i = np.minimum((c <= fr[:, F_GB, :, None]).sum(-1), ncand[rows] - 1)
+        nxt = np.take_along_axis(c, nxt_i[..., None], axis=-1)[..., 0]
+        nxt = np.minimum(nxt, -(-rem[rows] // fr[:, F_RF]))  # [N, 7]
+        grows = nxt > fr[:, F_GB]
+        eye = np.eye(len(DIMS), dtype=bool)[None]
+        gb_f = np.where(eye, nxt[:, :, None], fr[:, None, F_GB])  # row d: dim d grown
+        ext = inner[:, None] * gb_f
+        n_r = rows.size
+        st, dwr = stride[rows][:, None], dw[rows][:, None]
+        ok = grows & (np.stack(footprints(ext, st, dwr), -1) <= cap[rows][:, None]).all(-1)
+        f_dram = -(-rem[rows][:, None] // (fr[:, None, F_RF] * gb_f))
+        after = _dram_traffic(f_dram.reshape(-1, len(DIMS)), ext.reshape(-1, len(DIMS)),
+                              np.repeat(order[rows], len(DIMS), 0), np.repeat(rel[rows], len(DIMS), 0),
+                              np.repeat(stride[rows], len(DIMS), 0), np.repeat(dw[rows], len(DIMS), 0))
+        gain = np.where(ok, current[:, None] - after.reshape(n_r, len(DIMS)), 0.0)
+        pick = gain.argmax(-1)
+        best_gain = gain[np.arange(n_r), pick]
+        best = np.stack([pick, nxt[np.arange(n_r), pick]], -1)
         moved = best_gain > 0
         r, d = rows[moved], best[moved, 0]
         f[r, F_GB, d] = best[moved, 1]

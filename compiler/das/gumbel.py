@@ -32,6 +32,11 @@ class Sample:
     relaxed: torch.Tensor  # [B, K] straight-through relaxed one-hot of the chosen option
 
 
+#: Static knobs are sampled in groups of similar width, so that narrow knobs (most of them)
+#: do not pay for the widest one's padding.
+_WIDTH_GROUPS = (4, 8, 16, 24, 1 << 30)
+
+
 class KnobLogits(nn.Module):
     """The architecture parameters gamma of DAS: one logit vector per knob (padded to the
     widest knob; padding is masked)."""
@@ -47,10 +52,25 @@ class KnobLogits(nn.Module):
         self._frozen_idx = torch.tensor(sorted(self.frozen), dtype=torch.long)
         self._frozen_val = torch.tensor([self.frozen[k] for k in sorted(self.frozen)], dtype=torch.long)
         self._order = torch.as_tensor(space.i_order.reshape(-1, space.i_order.shape[-1]))  # [S*3, 7]
-        self._rf = torch.as_tensor(space.i_rf)  # [L, 7]
-        self._gb = torch.as_tensor(space.i_gb)
+        self._rf = torch.as_tensor(space.i_rf).reshape(-1)  # [L*7]
+        self._gb = torch.as_tensor(space.i_gb).reshape(-1)
         self._cand = torch.as_tensor(space.cand)  # [L, 7, C]
         self._ncand = torch.as_tensor(space.n_cand)  # [L, 7]
+        dynamic = set(self._order.reshape(-1).tolist()) | set(self._rf.tolist()) | set(self._gb.tolist())
+        static = [k for k in range(space.n_knobs) if k not in dynamic]
+        self._groups: list[tuple[torch.Tensor, int]] = []
+        lo = 0
+        for hi in _WIDTH_GROUPS:
+            members = [k for k in static if lo < space.n_choices[k] <= hi]
+            if members:
+                w = int(max(space.n_choices[k] for k in members))
+                self._groups.append((torch.tensor(members, dtype=torch.long), w))
+            lo = hi
+        # knob order of the concatenated per-family results, and its inverse
+        order = torch.cat([g for g, _ in self._groups] + [self._order.T.reshape(-1), self._rf, self._gb])
+        self._inverse = torch.empty_like(order)
+        self._inverse[order] = torch.arange(order.numel())
+        self._frozen_of = {int(k): v for k, v in self.frozen.items()}
 
     def mode(self) -> np.ndarray:
         """[1, K] the most likely choice of every knob (orders and sizes made legal by decode)."""
@@ -60,60 +80,61 @@ class KnobLogits(nn.Module):
             ch[self._frozen_idx] = self._frozen_val
         return ch[None].numpy().astype(np.int64)
 
+    def _draw(self, knobs: torch.Tensor, width: int, ok: torch.Tensor | None, tau: float, batch: int,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gumbel-max draws of `knobs` among their options (`ok` [B, n, width] narrows them) and the
+        log relaxed probability of each draw: ([B, n] choice, [B, n] log p with gradient)."""
+        logits = self.gamma[knobs, :width]  # [n, width], in the graph
+        allowed = self.valid[knobs, :width][None]
+        if ok is not None:
+            allowed = allowed & ok
+        u = torch.rand((batch,) + tuple(logits.shape), generator=gen, dtype=torch.float64)
+        z = (logits[None] - torch.log(-torch.log(u.clamp_min(1e-300)))) / tau
+        z = z.masked_fill(~allowed, float("-inf"))
+        pick = z.detach().argmax(-1)
+        frozen = [(col, self._frozen_of[int(k)]) for col, k in enumerate(knobs.tolist()) if int(k) in self._frozen_of]
+        for col, value in frozen:
+            pick[:, col] = value
+        logp = z.gather(-1, pick[..., None])[..., 0] - torch.logsumexp(z, dim=-1)
+        if frozen:  # a frozen knob was not drawn: no probability, no gradient
+            cols = torch.tensor([c for c, _ in frozen])
+            logp = logp.index_fill(1, cols, 0.0)
+        return pick, logp
+
     def sample(self, batch: int, tau: float, generator: torch.Generator) -> Sample:
         sp = self.space
-        u = torch.rand((batch,) + tuple(self.gamma.shape), generator=generator, dtype=torch.float32)
-        gumbel = -torch.log(-torch.log(u.clamp_min(1e-30)))
-        mask = self.valid[None].expand(batch, -1, -1).clone()
-        noisy = (self.gamma.detach().float()[None] + gumbel).masked_fill_(~mask, float("-inf"))
-        choice = noisy.argmax(-1)  # [B, K]
-        if len(self._frozen_idx):
-            choice[:, self._frozen_idx] = self._frozen_val
+        choice = torch.zeros(batch, sp.n_knobs, dtype=torch.long)
+        logps: list[torch.Tensor] = []
+        for knobs, width in self._groups:
+            pick, lp = self._draw(knobs, width, None, tau, batch, generator)
+            choice[:, knobs] = pick
+            logps.append(lp)
         # loop orders: picks without replacement, position by position
         n_dims = self._order.shape[1]
         taken = torch.zeros(batch, self._order.shape[0], n_dims, dtype=torch.bool)
         for j in range(n_dims):
             k = self._order[:, j]
-            m = mask[:, k, :n_dims] & ~taken
-            mask[:, k, :n_dims] = m
-            pick = noisy[:, k, :n_dims].masked_fill(~m, float("-inf")).argmax(-1)
-            for col, fv in self._frozen_cols(k):
-                pick[:, col] = fv
+            pick, lp = self._draw(k, n_dims, ~taken, tau, batch, generator)
             choice[:, k] = pick
-            taken.scatter_(2, pick[..., None], True)
+            logps.append(lp)
+            taken = taken.scatter(2, pick[..., None], True)
         # loop sizes among what remains, given the sampled chunks and unrolls
         ch = choice.numpy()
         _, slot = slots(sp, ch)
         _, rem = remaining(sp, slot, unrolls(sp, ch))
-        rem = torch.as_tensor(rem)  # [B, L, 7]
-        cand = self._cand[None]  # [1, L, 7, C]
-        in_list = torch.arange(cand.shape[-1])[None, None, None, :] < self._ncand[None, :, :, None]
-        rf_ok = in_list & (cand <= rem[..., None])
-        rf_pick = self._masked_pick(noisy, mask, self._rf, rf_ok, choice)
-        rf_val = cand.expand(batch, -1, -1, -1).gather(-1, rf_pick[..., None])[..., 0]
-        gb_ok = in_list & (cand <= -(-rem // rf_val)[..., None])
-        self._masked_pick(noisy, mask, self._gb, gb_ok, choice)
-        # the relaxed one-hot of every draw, for the straight-through gradient
-        z = ((self.gamma.float()[None] + gumbel) / tau).masked_fill(~mask, float("-inf"))
-        logp = z.gather(-1, choice[..., None])[..., 0] - torch.logsumexp(z, dim=-1)
-        p = logp.exp().to(torch.float64)
+        rem = torch.as_tensor(rem).reshape(batch, -1)  # [B, L*7]
+        cand = self._cand.reshape(-1, self._cand.shape[-1])[None]  # [1, L*7, C]
+        width = cand.shape[-1]
+        in_list = torch.arange(width)[None, None, :] < self._ncand.reshape(-1)[None, :, None]
+        pick, lp = self._draw(self._rf, width, in_list & (cand <= rem[..., None]), tau, batch, generator)
+        choice[:, self._rf] = pick
+        logps.append(lp)
+        rf_val = cand.expand(batch, -1, -1).gather(-1, pick[..., None])[..., 0]
+        pick, lp = self._draw(self._gb, width, in_list & (cand <= -(-rem // rf_val)[..., None]), tau, batch,
+                              generator)
+        choice[:, self._gb] = pick
+        logps.append(lp)
+        logp = torch.cat(logps, dim=1)[:, self._inverse]
+        p = logp.exp()
         relaxed = 1.0 + p - p.detach()
         return Sample(choice.numpy().astype(np.int64), relaxed)
-
-    def _frozen_cols(self, knobs: torch.Tensor) -> list[tuple[int, int]]:
-        if not self.frozen:
-            return []
-        return [(col, self.frozen[int(k)]) for col, k in enumerate(knobs.tolist()) if int(k) in self.frozen]
-
-    def _masked_pick(self, noisy: torch.Tensor, mask: torch.Tensor, knobs: torch.Tensor, ok: torch.Tensor,
-                     choice: torch.Tensor) -> torch.Tensor:
-        """Draw the knobs `knobs` [L, 7] among the options `ok` [B, L, 7, C]; updates mask and choice."""
-        flat = knobs.reshape(-1)
-        c = ok.shape[-1]
-        okf = ok.reshape(ok.shape[0], -1, c)
-        mask[:, flat, :c] &= okf
-        pick = noisy[:, flat, :c].masked_fill(~mask[:, flat, :c], float("-inf")).argmax(-1)
-        for col, fv in self._frozen_cols(flat):
-            pick[:, col] = fv
-        choice[:, flat] = pick
-        return pick.reshape(ok.shape[:3])

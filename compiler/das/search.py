@@ -53,13 +53,14 @@ class DasConfig:
     """DAS hyper-parameters (one set for every model; see the module docstring)."""
 
     objective: str = "fps"  # fps or latency (FPGA); edp, latency or energy (ASIC)
-    steps: int = 100  # gradient steps
-    batch: int = 128  # designs drawn per step
+    steps: int = 80  # gradient steps
+    batch: int = 64  # designs drawn per step
     lr: float = 0.15  # Adam learning rate on the logits
     tau0: float = 5.0  # Gumbel-softmax temperature, annealed geometrically ...
     tau_end: float = 0.5  # ... to this at the last step
     local_weight: float = 1.0  # weight of a knob's own layer / chunk cost in its charge
     penalty: float = 4.0  # log-cost added per unit of relative budget overflow
+    chunk_penalty: float = 0.3  # weight of a chunk's own share of the overflow, scaled by the batch's infeasible share
     seed: int = 0
     progress: bool | None = None  # a progress bar; None = only on a terminal
 
@@ -76,16 +77,29 @@ class DasResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def _budgets(target: Target) -> dict[str, float]:
+    if isinstance(target, FpgaTarget):
+        return {"dsp": target.dsp, "bram18k": target.bram18k, "lut": target.lut, "ff": target.ff}
+    return {"area_mm2": target.area_mm2} if target.area_mm2 is not None else {}
+
+
 def overflow(cost: BatchCost, target: Target) -> torch.Tensor:
     """[B] relative budget overflow summed over resources (0 when everything fits)."""
-    if isinstance(target, FpgaTarget):
-        budgets = {"dsp": target.dsp, "bram18k": target.bram18k, "lut": target.lut, "ff": target.ff}
-    else:
-        budgets = {"area_mm2": target.area_mm2} if target.area_mm2 is not None else {}
     total = torch.zeros_like(cost.cycles_per_frame)
-    for key, budget in budgets.items():
+    for key, budget in _budgets(target).items():
         total += torch.relu(cost.resources[key] / budget - 1.0)
     return total
+
+
+def slot_overflow(cost: BatchCost, target: Target) -> torch.Tensor:
+    """[B, S] each chunk's share of its design's budget overflow (by its share of each resource)."""
+    total = None
+    for key, budget in _budgets(target).items():
+        use = cost.slot_resources[key]
+        share = use / cost.resources[key].clamp_min(1e-30)[:, None]
+        part = torch.relu(cost.resources[key] / budget - 1.0)[:, None] * share
+        total = part if total is None else total + part
+    return total if total is not None else torch.zeros_like(cost.layer_cycles[:, :1])
 
 
 def check_objective(objective: str, target: Target) -> None:
@@ -147,7 +161,13 @@ class Das:
         slot = torch.as_tensor(batch.slot)
         chunk = torch.zeros(batch.size, batch.n_slots, dtype=torch.float64).scatter_add_(1, slot, cost.layer_cycles)
         used = torch.as_tensor(batch.used_slots())
-        chunk_log = torch.where(used, torch.log(chunk.clamp_min(1.0)), torch.zeros_like(chunk))
+        # a chunk's own cost: its cycles per frame, and its share of any budget it overruns
+        # (only while the batch is mostly over budget: then the chunks that overrun it must shrink;
+        # once designs fit, the chunk's speed is what matters)
+        infeasible = 1.0 - float(cost.feasible.to(torch.float64).mean())
+        own = torch.log(chunk.clamp_min(1.0)) + cfg.chunk_penalty * infeasible * cfg.penalty * slot_overflow(
+            cost, self.target)
+        chunk_log = torch.where(used, own, torch.zeros_like(chunk))
         n_used = used.sum(0, keepdim=True).clamp_min(1)
         mean = chunk_log.sum(0, keepdim=True) / n_used
         var = (((chunk_log - mean) * used) ** 2).sum(0, keepdim=True) / n_used

@@ -38,15 +38,18 @@ _COMMON = {"name", "op", "input"}
 _BITS = {"w_bits", "a_bits"}
 
 
-def _conv(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
-    f.only(_COMMON | _BITS | {"out_channels", "kernel", "stride", "padding", "groups", "bias", "activation"})
+def _conv_entry(b: ModelBuilder, f: Fields, name: str, inp: str | None, *, depthwise: bool) -> None:
+    """conv and dwconv entries; a depthwise conv's groups (and default width) are its channels."""
+    extra = set() if depthwise else {"groups"}
+    f.only(_COMMON | _BITS | extra | {"out_channels", "kernel", "stride", "padding", "bias", "activation"})
+    channels = b.shape_of(b.last if inp is None else inp)[0] if depthwise else None
     b.conv(
         name,
-        f.int_("out_channels"),
+        f.int_("out_channels", channels) if depthwise else f.int_("out_channels"),
         int_or_pair(f, "kernel"),
         stride=int_or_pair(f, "stride", 1),
         padding=int_or_pair(f, "padding", 0, min=0),
-        groups=f.int_("groups", 1),
+        groups=channels if depthwise else f.int_("groups", 1),
         bias=f.bool_("bias", False),
         activation=f.str_("activation", "none"),
         input=inp,
@@ -54,26 +57,14 @@ def _conv(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
         a_bits=f.int_("a_bits", None, max=64),
         source=f.path,
     )
+
+
+def _conv(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
+    _conv_entry(b, f, name, inp, depthwise=False)
 
 
 def _dwconv(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
-    f.only(_COMMON | _BITS | {"out_channels", "kernel", "stride", "padding", "bias", "activation"})
-    shape = b.shape_of(b.last if inp is None else inp)
-    channels = shape[0]
-    b.conv(
-        name,
-        f.int_("out_channels", channels),
-        int_or_pair(f, "kernel"),
-        stride=int_or_pair(f, "stride", 1),
-        padding=int_or_pair(f, "padding", 0, min=0),
-        groups=channels,
-        bias=f.bool_("bias", False),
-        activation=f.str_("activation", "none"),
-        input=inp,
-        w_bits=f.int_("w_bits", None, max=64),
-        a_bits=f.int_("a_bits", None, max=64),
-        source=f.path,
-    )
+    _conv_entry(b, f, name, inp, depthwise=True)
 
 
 def _linear(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
