@@ -1,0 +1,38 @@
+"""The scalar report of one IR design equals its row of the batched evaluation: what the
+search optimized is what report.json says (both targets)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnac.compiler.cost.model import cost_design, evaluate
+from dnac.compiler.das.decode import decode
+from dnac.compiler.das.space import DesignSpace
+from dnac.compiler.ir import design_yaml
+from dnac.compiler.targets import load_target
+from dnac.compiler.workload import zoo
+
+
+@pytest.mark.parametrize("target_name", ["zc706", "asic"])
+@pytest.mark.parametrize("model", ["tiny", "tiny_mbv2"])
+def test_scalar_report_equals_batched_row(target_name: str, model: str) -> None:
+    target = load_target(target_name)
+    space = DesignSpace(zoo.get(model), target)
+    batch = decode(space, space.random_choices(12, np.random.default_rng(3)))
+    cost = evaluate(batch, target)
+    names = [layer.name for layer in space.layers]
+    for i in range(batch.size):
+        # through design.yaml and back, as `dnac build design.yaml` does
+        g = design_yaml.loads(design_yaml.dump(batch.to_design(i, target_name)))
+        one = cost_design(g, target)
+        assert one.feasible == bool(cost.feasible[i])
+        assert one.cycles_per_frame == float(cost.cycles_per_frame[i])
+        assert one.fps == float(cost.fps[i]) and one.throughput_gops == float(cost.throughput_gops[i])
+        for key, value in one.resources.items():
+            assert value == pytest.approx(float(cost.resources[key][i]), rel=1e-12)  # summed over other slots
+        per_layer = {entry["name"]: entry for entry in one.layers}
+        for li, name in enumerate(names):
+            assert per_layer[name]["cycles"] == float(cost.layer_cycles[i, li])
+        if target_name == "asic":
+            assert one.energy_pj == pytest.approx(float(cost.energy_pj[i]), rel=1e-12)
