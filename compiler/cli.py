@@ -173,7 +173,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 
 # ---------------------------------------------------------------------------- bench
 @cli.command()
-@click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16"]))
+@click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16", "search"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
               help="Folder for the JSON results.")
 @click.option("--seconds", type=float, default=2.0, show_default=True, help="Timing window per row (costmodel).")
@@ -184,10 +184,18 @@ def bench(name: str, out: Path, seconds: float, models: str | None, pool: int, n
     """Run a reproducible benchmark; print its table and save it as JSON.
 
     costmodel: layer-design evaluations per second; das: DAS against random search and the
-    ablation; vgg16: VGG16 16-bit GOP/s on the ZC706.
+    ablation; vgg16: VGG16 16-bit GOP/s on the ZC706; calibration: the ZC706 model against
+    DNNBuilder's measured designs; search: co-search memory, penalty overhead and quality.
     """
     from dnac.compiler import bench as benches
 
+    if name == "search":  # the co-search benchmarks live with the co-search
+        from dnac.search.bench import run_bench
+
+        text, path = run_bench(out / "search")
+        click.echo(text)
+        click.echo(f"saved {path}")
+        return
     kwargs: dict[str, Any] = {"seconds": seconds, "random_pool": pool, "ablation": not no_ablation}
     if models:
         kwargs["models"] = tuple(m.strip() for m in models.split(",") if m.strip())
@@ -195,6 +203,13 @@ def bench(name: str, out: Path, seconds: float, models: str | None, pool: int, n
     click.echo(text)
     if path is not None:
         click.echo(f"saved {path}")
+
+
+# ---------------------------------------------------------------------------- co-search
+from dnac.search.cli import search, train  # noqa: E402  (click commands; torch loads lazily)
+
+cli.add_command(search)
+cli.add_command(train)
 
 
 # ---------------------------------------------------------------------------- entry

@@ -1,5 +1,9 @@
 """The `dnac search`, `dnac train` and `dnac bench search` commands (click).
 
+Importing this module imports neither torch nor the rest of dnac.search (every command imports
+what it needs when it runs), so registering the commands keeps `dnac --help` and `dnac
+inspect` fast.
+
 `dnac.compiler.cli` registers them on its group, so user errors follow the one contract there:
 one line `dnac: error: <file>: <field>: <reason>` and exit status 2.  Under `torchrun` (WORLD_SIZE
 > 1) `search` runs data-parallel; rank 0 alone prints and writes.
@@ -10,12 +14,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import click
-
-from dnac.search.bench import bench_search  # noqa: F401 (re-exported for dnac.compiler.cli)
-from dnac.search.config import TrainConfig, load_config, presets, with_overrides
-from dnac.search.errors import ConfigError
 
 DEFAULT_ROOT = Path("hw_out")
 
@@ -47,6 +48,7 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
     model.yaml (the derived network), design.yaml, report.json, search_log.json and a checkpoint
     every epoch into --out.
     """
+    from dnac.search.config import load_config, with_overrides
     from dnac.search.cosearch import CoSearch
     from dnac.search.distributed import init_from_env
 
@@ -77,9 +79,11 @@ def _check_writable(folder: Path) -> None:
         raise OutputError(str(folder), "--out", f"cannot write there: {exc.strerror or exc}") from None
 
 
-def _train_config(model: str, config: str | None) -> tuple[str, TrainConfig, str, str | None, int | None]:
+def _train_config(model: str, config: str | None) -> tuple[str, Any, str, str | None, int | None]:
     """(config name, train settings, dataset, data_dir, limit_batches) for `dnac train`: --config,
     else the config a search recorded beside the model, else the fashion-mnist preset."""
+    from dnac.search.config import load_config, presets
+
     name = config
     if name is None:
         report = Path(model).parent / "report.json"
@@ -137,4 +141,32 @@ def train(model: str, config: str | None, dataset: str | None, data_dir: str | N
     click.echo(f"wrote {res.files['weights']}, {res.files['quant']}, {res.files['report']}")
 
 
-__all__ = ["bench_search", "search", "train", "ConfigError"]
+@click.command("search", help="Co-search benchmarks: memory of precision sampling, penalty overhead, co-search quality.")
+@click.option("--config", "config_name", default="fashion-mnist", show_default=True,
+              help="Preset or YAML for the overhead and quality runs.")
+@click.option("--only", type=click.Choice(["memory", "overhead", "quality"]), multiple=True,
+              help="Run only these parts (repeatable; default all).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Search epochs (default: the config's).")
+@click.option("--limit-batches", type=click.IntRange(min=1), default=None, help="Batches per search epoch.")
+@click.option("--train-epochs", type=click.IntRange(min=1), default=None, help="Training epochs of the quality part.")
+@click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Batches per training epoch.")
+@click.option("--memory-space", type=click.Choice(["fbnet-cifar", "config"]), default="fbnet-cifar", show_default=True,
+              help="Supernet of the memory part: FBNet on 3x32x32 (22 layers) or the config's space.")
+@click.option("--memory-batch", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False))
+@click.option("--out", default="hw_out/bench-search", show_default=True, type=click.Path(file_okay=False))
+@click.option("--progress/--no-progress", default=None)
+def bench_search(config_name: str, only: tuple[str, ...], epochs: int | None, limit_batches: int | None,
+                 train_epochs: int | None, train_limit: int | None, memory_space: str, memory_batch: int,
+                 data_dir: str | None, out: str, progress: bool | None) -> None:
+    """Co-search benchmarks: memory of precision sampling, penalty overhead, co-search quality."""
+    from dnac.search.bench import run_bench
+
+    text, path = run_bench(Path(out), config_name=config_name, parts=only, epochs=epochs, limit_batches=limit_batches,
+                           train_epochs=train_epochs, train_limit=train_limit, memory_space=memory_space,
+                           memory_batch=memory_batch, data_dir=data_dir, progress=progress)
+    click.echo(text)
+    click.echo(f"\nwrote {path}")
+
+
+__all__ = ["bench_search", "search", "train"]

@@ -33,13 +33,24 @@ from dnac.search.errors import ConfigError
 from dnac.search.ops import OPS
 from dnac.search.precision import PrecisionMode
 from dnac.search.sampling import SamplingMode
-from dnac.search.space import (CIFAR_STRIDES, FBNET_CANDIDATES, FBNET_DEPTHS, FBNET_HEAD, FBNET_STEM, FBNET_WIDTHS,
-                               SearchSpace, fbnet_space)
+from dnac.search.space import (
+    CIFAR_STRIDES,
+    FBNET_CANDIDATES,
+    FBNET_DEPTHS,
+    FBNET_HEAD,
+    FBNET_STEM,
+    FBNET_WIDTHS,
+    SearchSpace,
+    fbnet_space,
+)
 
 #: Co-search methods: DNA Alg. 1 (per-operator cost averaged over M DAS accelerators) or
 #: TRIPS Eq. 8 (the single-path network's cost on its DAS accelerator); `flops` charges MACs
 #: only (the FLOPs-aware NAS of the sequential baseline).
 METHODS = ("dna", "trips", "flops")
+#: The objective per target kind when a config names none (TRIPS Sec. 4.1: latency for the FPGA,
+#: whose metric is FPS; EDP for the ASIC).
+DEFAULT_OBJECTIVE = {"fpga": "latency", "asic": "edp"}
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ def _plain(v: Any) -> Any:
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
-    if hasattr(v, "value") and isinstance(getattr(v, "value"), str):
+    if hasattr(v, "value") and isinstance(v.value, str):
         return v.value
     return v
 
@@ -279,7 +290,7 @@ def parse_config(data: Any, file: str) -> SearchConfig:
     if target not in known_targets():
         f.fail("target", f"unknown target {target!r} (known: {', '.join(known_targets())})")
     kind = load_target(target).KIND
-    objective = f.str_("objective", "latency" if kind == "fpga" else "edp")
+    objective = f.str_("objective", DEFAULT_OBJECTIVE[kind])
     if objective not in OBJECTIVES[kind]:
         f.fail("objective", f"{objective!r} is not an objective for {target} (choose from: {', '.join(OBJECTIVES[kind])})")
     hw_cfg = HardwareConfig(
@@ -328,7 +339,8 @@ def with_overrides(cfg: SearchConfig, **kw: Any) -> SearchConfig:
         if t not in known_targets():
             raise ConfigError("-", "--target", f"unknown target {t!r} (known: {', '.join(known_targets())})")
         kind = load_target(t).KIND
-        objective = hw.objective if hw.objective in OBJECTIVES[kind] else OBJECTIVES[kind][0 if kind == "asic" else 1]
+        # another kind of target gets that kind's objective of the papers (FPGA latency, ASIC EDP)
+        objective = hw.objective if kind == load_target(hw.target).KIND else DEFAULT_OBJECTIVE[kind]
         hw = replace(hw, target=t, objective=objective)
     if kw.get("objective") is not None:
         kind = load_target(hw.target).KIND

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
@@ -42,6 +41,7 @@ from dnac.search.errors import CheckpointError
 from dnac.search.genotype import Genotype, model_yaml
 from dnac.search.hw_penalty import CostTable, HardwarePenalty, dna_loss, trips_loss
 from dnac.search.supernet import Supernet
+from tqdm import tqdm
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -61,6 +61,18 @@ def write_atomic(path: Path, payload: str | bytes | Callable[[Path], None]) -> N
     os.replace(tmp, path)
 
 
+def json_text(obj: Any, indent: int = 1, _level: int = 0) -> str:
+    """JSON with one line per list of scalars (alpha, beta rows) and indentation elsewhere."""
+    pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+    if isinstance(obj, dict) and obj:
+        items = [f"{inner}{json.dumps(str(k))}: {json_text(v, indent, _level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(obj, (list, tuple)) and obj and any(isinstance(v, (dict, list, tuple)) for v in obj):
+        items = [f"{inner}{json_text(v, indent, _level + 1)}" for v in obj]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(obj)
+
+
 @dataclass
 class SearchResult:
     genotype: Genotype
@@ -74,11 +86,11 @@ class CoSearch:
     """One co-search run of a config into an output folder."""
 
     def __init__(self, cfg: SearchConfig, out: Path, *, splits: datasets.Splits | None = None,
-                 dist: DistContext = DistContext(), device: torch.device | None = None,
+                 dist: DistContext | None = None, device: torch.device | None = None,
                  progress: bool | None = None, printer: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
         self.out = Path(out)
-        self.dist = dist
+        self.dist = dist or DistContext()
         self.device = device or torch.device("cpu")
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.printer = printer or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -196,7 +208,8 @@ class CoSearch:
                                          rank=self.dist.rank, world=self.dist.world, gather=self.dist.gather)
         t_pen = time.perf_counter() - t0
         bs, lim = cfg.data.batch_size, cfg.data.limit_batches
-        kw = dict(seed=cfg.seed, epoch=e, limit=lim, rank=self.dist.rank, world=self.dist.world)
+        kw: dict[str, Any] = {"seed": cfg.seed, "epoch": e, "limit": lim, "rank": self.dist.rank,
+                              "world": self.dist.world}
         steps = min(datasets.n_batches(self.w_data, bs, lim, self.dist.world),
                     datasets.n_batches(self.a_data, bs, lim, self.dist.world))
         pairs = zip(datasets.batches(self.w_data, bs, stream=0, **kw), datasets.batches(self.a_data, bs, stream=1, **kw))
@@ -265,7 +278,7 @@ class CoSearch:
             done_now += 1
             if self.dist.is_main:
                 self.save_checkpoint()
-                write_atomic(self.out / "search_log.json", json.dumps(self._log_doc(), indent=1))
+                write_atomic(self.out / "search_log.json", json_text(self._log_doc()))
                 self.printer(self._line(entry))
         result = self.derive()
         result.report["search"]["seconds"] = round(time.perf_counter() - start, 3)
@@ -297,8 +310,6 @@ class CoSearch:
         ops, bits = self.net.argmax()
         g = Genotype.of(self.space, ops, bits)
         top1 = self.evaluate_path(ops, bits, self.cfg.data.limit_batches)
-        report: dict[str, Any] = {}
-        design = None
         h = self.cfg.hardware
         target = load_target(h.target)
         w = g.to_workload()
@@ -326,7 +337,7 @@ class CoSearch:
         if result.design is not None:
             write_atomic(out / "design.yaml", design_yaml.dump(result.design))
         write_atomic(out / "report.json", json.dumps(result.report, indent=2))
-        write_atomic(out / "search_log.json", json.dumps(self._log_doc(), indent=1))
+        write_atomic(out / "search_log.json", json_text(self._log_doc()))
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:

@@ -55,7 +55,7 @@ class ArrayData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def subset(self, index: torch.Tensor) -> "ArrayData":
+    def subset(self, index: torch.Tensor) -> ArrayData:
         return ArrayData(self.images[index], self.labels[index], self.classes)
 
 
@@ -193,7 +193,7 @@ def _torchvision(name: str, data_dir: str | None) -> Splits:
     root = Path(data_dir)
 
     def arrays(ds: object) -> tuple[torch.Tensor, torch.Tensor]:
-        if hasattr(ds, "data") and isinstance(getattr(ds, "data"), np.ndarray):  # CIFAR: [N, H, W, C] uint8
+        if hasattr(ds, "data") and isinstance(ds.data, np.ndarray):  # CIFAR: [N, H, W, C] uint8
             x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float() / 255.0  # type: ignore[attr-defined]
             return x, torch.as_tensor(ds.targets, dtype=torch.int64)  # type: ignore[attr-defined]
         from torchvision import transforms

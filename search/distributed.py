@@ -36,7 +36,7 @@ class DistContext:
         return self.rank == 0
 
     @classmethod
-    def current(cls) -> "DistContext":
+    def current(cls) -> DistContext:
         if dist.is_available() and dist.is_initialized():
             return cls(dist.get_rank(), dist.get_world_size())
         return cls()

@@ -46,7 +46,7 @@ class Genotype:
     blocks: tuple[BlockGene, ...]
 
     @classmethod
-    def of(cls, space: SearchSpace, ops: list[int], bits: list[int], name: str | None = None) -> "Genotype":
+    def of(cls, space: SearchSpace, ops: list[int], bits: list[int], name: str | None = None) -> Genotype:
         """The genotype with operator index ops[l] (into layer l's candidates) and precision index
         bits[l] (into space.bits) at every searchable layer."""
         blocks = tuple(

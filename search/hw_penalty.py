@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -389,11 +388,4 @@ class HardwarePenalty:
         score = {"cycles": cyc, "energy": energy, "edp": cyc * np.maximum(energy, 1e-9)}
         metric = "edp" if self.objective == "edp" else ("energy" if self.objective == "energy" else "cycles")
         best = score[metric].argmin(0)
-        cols = np.arange(len(items))
         return {key: (float(cyc[best[i], i]), float(energy[best[i], i])) for i, (key, _) in enumerate(items)}
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t

@@ -53,7 +53,7 @@ class PrecisionSample:
     grad_paths: tuple[int, ...] | None = None  # choices that get a gradient to beta (top-K); None: all
 
     @classmethod
-    def fixed(cls, bits: int, device: torch.device | None = None) -> "PrecisionSample":
+    def fixed(cls, bits: int, device: torch.device | None = None) -> PrecisionSample:
         return cls((bits,), torch.ones(1, device=device))
 
 
@@ -81,32 +81,26 @@ def weight_scale(w: torch.Tensor) -> torch.Tensor:
 
 def composite_weight(w: torch.Tensor, prec: PrecisionSample) -> torch.Tensor:
     """sum_j p_j Q_j(w), with the STE towards w and exact gradients towards p."""
-    scale = weight_scale(w)
-    p = prec.weights
-    grad = p.requires_grad
-    out = None
-    for j, b in enumerate(prec.bits):
-        if (grad and prec.grad_paths is not None and j not in prec.grad_paths) or (not grad and float(p[j]) == 0.0):
-            continue
-        term = p[j] * ste(w, quantize_values(w, b, scale, True))
-        out = term if out is None else out + term
-    assert out is not None, "a precision sample with all-zero weights"
-    return out
+    return _CompositeQuant.apply(w, prec.weights, weight_scale(w), tuple(prec.bits), True, prec.grad_paths, False)
 
 
-class _CompositeActivation(torch.autograd.Function):
-    """A = sum_j p_j Q_j(a) that saves only `a`: backward recomputes each Q_j(a) on its own."""
+class _CompositeQuant(torch.autograd.Function):
+    """sum_j p_j Q_j(x) that saves only x: backward recomputes each Q_j(x) on its own.
+
+    The gradient towards x is the straight-through one, masked to the clipping range for
+    activations (`clip_mask`); towards p_j it is <dL/dout, Q_j(x)> for the choices in
+    `grad_paths` (all if None)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: torch.Tensor, scale: torch.Tensor, bits: tuple[int, ...],  # type: ignore[override]
-                signed: bool, grad_paths: tuple[int, ...] | None) -> torch.Tensor:
+                signed: bool, grad_paths: tuple[int, ...] | None, clip_mask: bool = True) -> torch.Tensor:
         out = torch.zeros_like(x)
         for j, b in enumerate(bits):
             pj = float(p[j])
             if pj != 0.0:
                 out.add_(quantize_values(x, b, scale, signed), alpha=pj)
         ctx.save_for_backward(x, p, scale)
-        ctx.bits, ctx.signed, ctx.grad_paths = bits, signed, grad_paths
+        ctx.bits, ctx.signed, ctx.grad_paths, ctx.clip_mask = bits, signed, grad_paths, clip_mask
         return out
 
     @staticmethod
@@ -114,18 +108,20 @@ class _CompositeActivation(torch.autograd.Function):
         x, p, scale = ctx.saved_tensors
         grad_x = grad_p = None
         if ctx.needs_input_grad[0]:
-            inside = (x.abs() <= scale) if ctx.signed else ((x >= 0) & (x <= scale))
-            grad_x = grad * inside.to(grad.dtype) * p.sum()
+            grad_x = grad * p.sum()
+            if ctx.clip_mask:
+                inside = (x.abs() <= scale) if ctx.signed else ((x >= 0) & (x <= scale))
+                grad_x = grad_x * inside.to(grad.dtype)
         if ctx.needs_input_grad[1]:
             paths = range(len(ctx.bits)) if ctx.grad_paths is None else ctx.grad_paths
             grad_p = torch.zeros_like(p)
             for j in paths:
                 grad_p[j] = (grad * quantize_values(x, ctx.bits[j], scale, ctx.signed)).sum()
-        return grad_x, grad_p, None, None, None, None
+        return grad_x, grad_p, None, None, None, None, None
 
 
 def composite_activation(x: torch.Tensor, prec: PrecisionSample, scale: torch.Tensor, signed: bool) -> torch.Tensor:
-    return _CompositeActivation.apply(x, prec.weights, scale, tuple(prec.bits), signed, prec.grad_paths)
+    return _CompositeQuant.apply(x, prec.weights, scale, tuple(prec.bits), signed, prec.grad_paths, True)
 
 
 class _Quantized:

@@ -1,0 +1,143 @@
+"""`dnac search` / `dnac train` end to end on the tiny preset, resume, and bad configurations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dnac.compiler import cli as compiler_cli
+from dnac.compiler.frontend import load_model
+from dnac.compiler.ir import design_yaml
+from dnac.compiler.ir.validate import check
+from dnac.search.cli import search, train
+from dnac.search.config import load_config, parse_config, with_overrides
+from dnac.search.cosearch import CoSearch
+from dnac.search.errors import ConfigError
+
+
+@pytest.fixture
+def dnac(capsys):
+    """Run `dnac ARGS...` through the real entry point with the search commands registered."""
+    added = []
+    for cmd in (search, train):
+        if cmd.name not in compiler_cli.cli.commands:
+            compiler_cli.cli.add_command(cmd)
+            added.append(cmd.name)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            compiler_cli.main(list(args))
+        out, err = capsys.readouterr()
+        return int(exc.value.code or 0), out, err
+
+    yield run
+    for name in added:
+        compiler_cli.cli.commands.pop(name)
+
+
+def _strip(log: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in log]
+
+
+def test_search_then_train(dnac, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    code, stdout, err = dnac("search", "tiny", "--out", str(out), "--no-progress")
+    assert code == 0, err
+    assert "network:" in stdout and "epoch 2/2" in err
+    for name in ("model.yaml", "design.yaml", "report.json", "search_log.json", "checkpoint.pt"):
+        assert (out / name).is_file()
+    w = load_model(str(out / "model.yaml")).workload
+    g = design_yaml.load(out / "design.yaml")
+    check(g, "design.yaml")
+    assert [layer.name for layer in g.workload().layers] == [layer.name for layer in w.layers]
+    report = json.loads((out / "report.json").read_text())
+    assert {"model", "target", "fps", "latency_ms", "resources", "search", "layers", "cosearch"} <= set(report)
+    assert report["cosearch"]["method"] == "trips" and len(report["cosearch"]["network"]) == 3
+    log = json.loads((out / "search_log.json").read_text())["epochs"]
+    assert [e["epoch"] for e in log] == [0, 1]
+    e = log[-1]
+    assert len(e["alpha"]) == 3 and all(abs(sum(r) - 1) < 1e-4 for r in e["alpha"] + e["beta"])
+    assert e["tau"] == pytest.approx(5.0 * 0.9) and e["hw_cost"]["cycles"] > 0
+    assert {"train_loss", "arch_ce", "hw_loss", "seconds"} <= set(e)
+    code, stdout, err = dnac("train", str(out / "model.yaml"), "--epochs", "1", "--limit-batches", "2", "--no-progress")
+    assert code == 0, err
+    assert "top-1" in stdout
+    quant = json.loads((out / "model.quant.json").read_text())
+    assert set(quant["layers"]) == {layer.name for layer in w.compute_layers}
+    assert (out / "model.weights.pt").is_file()
+
+
+def test_resume_ends_like_an_uninterrupted_run(dnac, tmp_path: Path) -> None:
+    cfg = with_overrides(load_config("tiny"), epochs=3)
+    full = CoSearch(cfg, tmp_path / "full", progress=False, printer=lambda s: None).run()
+    assert CoSearch(cfg, tmp_path / "cut", progress=False, printer=lambda s: None).run(stop_after=1) is None
+    code, _, err = dnac("search", "tiny", "--epochs", "3", "--out", str(tmp_path / "cut"), "--resume", "--no-progress")
+    assert code == 0, err
+    a = json.loads((tmp_path / "full" / "search_log.json").read_text())
+    b = json.loads((tmp_path / "cut" / "search_log.json").read_text())
+    assert _strip(a["epochs"]) == _strip(b["epochs"])
+    for name in ("model.yaml", "design.yaml"):
+        assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "cut" / name).read_bytes()
+    rb = json.loads((tmp_path / "cut" / "report.json").read_text())
+    assert rb["fps"] == full.report["fps"] and rb["cosearch"]["network"] == full.report["cosearch"]["network"]
+    # a checkpoint does not resume under another config, nor where there is none
+    code, _, err = dnac("search", "tiny", "--epochs", "3", "--seed", "5", "--out", str(tmp_path / "cut"), "--resume")
+    assert code == 2 and "seed" in err and err.count("\n") == 1
+    code, _, err = dnac("search", "tiny", "--out", str(tmp_path / "none"), "--resume")
+    assert code == 2 and "no checkpoint" in err
+
+
+@pytest.mark.parametrize("doc,field,reason", [
+    ({"search": {"epoch": 3}}, "search.epoch", "unknown field"),
+    ({"search": {"method": "nas"}}, "search.method", "choose from: dna, trips, flops"),
+    ({"search": {"sampling": "hard"}}, "search.sampling", "single_path, soft"),
+    ({"search": {"tau_decay": 1.5}}, "search.tau_decay", "<= 1.0"),
+    ({"hardware": {"target": "zc702"}}, "hardware.target", "unknown target"),
+    ({"hardware": {"target": "asic", "objective": "fps"}}, "hardware.objective", "not an objective for asic"),
+    ({"space": {"bits": [8, 8]}}, "space.bits", "repeat"),
+    ({"space": {"bits": "8"}}, "space.bits", "list of integers"),
+    ({"space": {"candidates": ["k3_e1", "k9"]}}, "space.candidates[1]", "unknown operator"),
+    ({"space": {"candidates": ["skip"]}}, "space.stages[1].candidates", "no candidate exists"),
+    ({"space": {"depths": [1, 1]}}, "space.depths", "one entry per stage"),
+    ({"data": {"batch_size": 0}}, "data.batch_size", "zero or negative"),
+    ({"seed": -1}, "seed", "must be >= 0"),
+])
+def test_bad_configs(doc: dict, field: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(doc, "bad.yaml")
+    assert exc.value.file == "bad.yaml" and exc.value.field == field and reason in exc.value.reason
+
+
+def test_bad_config_files_exit_2(dnac, tmp_path: Path) -> None:
+    code, _, err = dnac("search", "no-such-preset")
+    assert code == 2 and "not a file and not a preset" in err and "fashion-mnist" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search: {epochs: [}\n")
+    code, _, err = dnac("search", str(bad))
+    assert code == 2 and err.startswith(f"dnac: error: {bad}: line 1") and err.count("\n") == 1
+    bad.write_text("search: {top_k: 0}\n")
+    code, _, err = dnac("search", str(bad), "--out", str(tmp_path / "o"))
+    assert code == 2 and "search.top_k" in err
+    code, _, err = dnac("search", "tiny", "--dataset", "cifar10", "--out", str(tmp_path / "o"))
+    assert code == 2 and "cifar10" in err and "--data-dir" in err
+    code, _, err = dnac("search", "tiny", "--target", "zc707", "--out", str(tmp_path / "o"))
+    assert code == 2 and "unknown target 'zc707'" in err
+
+
+def test_presets_are_the_papers_settings() -> None:
+    trips, dna = load_config("cifar10"), load_config("cifar10-dna")
+    assert trips.space.strides == dna.space.strides == (1, 1, 2, 2, 1, 2, 1) and sum(trips.space.depths) == 22
+    assert (trips.search.tau0, trips.search.tau_decay, trips.search.epochs) == (5.0, 0.975, 90)
+    assert (dna.search.tau0, dna.search.tau_decay, dna.search.epochs, dna.hardware.samples) == (3.0, 0.92, 50, 10)
+    assert trips.space.bits == (4, 6, 8, 12, 16) and trips.search.top_k == 2
+    for c in (trips, dna):
+        assert (c.search.weight_lr, c.search.momentum, c.search.arch_lr, c.data.batch_size) == (0.025, 0.9, 3e-4, 64)
+    assert load_config("fashion-mnist").data.dataset == "fashion-mnist"
+    # another kind of target takes that kind's objective: EDP on the ASIC, latency on the FPGA
+    asic = with_overrides(load_config("tiny"), target="asic")
+    assert asic.hardware.objective == "edp"
+    assert with_overrides(asic, target="zc706").hardware.objective == "latency"
+    with pytest.raises(ConfigError, match="not an objective for zc706"):
+        with_overrides(load_config("tiny"), objective="edp")
