@@ -10,11 +10,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnac.compiler.cost.fpga import frame_cycles_bound
 from dnac.compiler.cost.model import evaluate
 from dnac.compiler.das.decode import decode
 from dnac.compiler.das.space import DesignSpace
 from dnac.compiler.targets import load_target
-from dnac.compiler.workload import ModelBuilder, Workload
+from dnac.compiler.workload import ModelBuilder, Workload, zoo
 
 ZC706 = load_target("zc706")
 ASIC = load_target("asic")
@@ -61,6 +62,27 @@ def test_fpga_never_beats_the_dsp_roofline(w: Workload, seed: int) -> None:
     macs = batch.table.macs[None, :]
     util = macs / (cost.layer_cycles.numpy() * layer_pes)
     assert (util <= 1 + 1e-9).all()
+
+
+@PROPS
+@given(workloads(), st.integers(0, 10_000), st.sampled_from([16, 900]), st.sampled_from([4, 1090]),
+       st.sampled_from([0.05, 3.2]))
+def test_no_fpga_design_beats_the_frame_bound(w: Workload, seed: int, dsp: int, bram: int, gbps: float) -> None:
+    target = ZC706.with_overrides(dsp=dsp, bram18k=bram, dram_bandwidth_gbps=gbps)
+    cost = evaluate(_designs(w, target, seed, n=48), target)
+    bound = frame_cycles_bound(w, target)
+    assert bound > 0
+    assert (cost.cycles_per_frame[cost.feasible] >= bound * (1 - 1e-9)).all()
+
+
+def test_frame_bound_holds_on_alexnet_where_weights_stream() -> None:
+    w = zoo.get("alexnet")
+    cost = evaluate(_designs(w, ZC706, 0, n=256), ZC706)
+    bound = frame_cycles_bound(w, ZC706)
+    # AlexNet's 61 M 16-bit weights cannot stay in 2.4 MB of BRAM: the DRAM term binds
+    assert bound > w.total_macs / ZC706.dsp
+    assert cost.feasible.any()
+    assert (cost.cycles_per_frame[cost.feasible] >= bound).all()
 
 
 @PROPS

@@ -30,6 +30,7 @@ from dnac.compiler.cost.base import AuxTable, BatchCost, roll_up
 from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, DesignBatch
 from dnac.compiler.targets import FpgaTarget
 from dnac.compiler.vocab import DIMS, Dim
+from dnac.compiler.workload.layer import Workload
 
 #: Accumulator width of partial sums held on chip or spilled to DRAM (HLS `ap_int<32>`).
 ACC_BITS = 32
@@ -181,3 +182,22 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
 def dsp_roofline_gops(dsp: float, bits: int, target: FpgaTarget) -> float:
     """The most GOP/s `dsp` DSP48s can do at `bits`: 2 ops x MACs per cycle x clock."""
     return 2 * dsp * target.macs_per_dsp(bits) * target.clock_mhz * 1e6 / 1e9 if target.uses_dsp(bits) else math.inf
+
+
+def frame_cycles_bound(workload: Workload, target: FpgaTarget) -> float:
+    """A lower bound on any design's cycles per frame, whatever its mapping: the MACs over the
+    most MACs the DSP (or, for LUT-built MACs, LUT) budget can do per cycle, and the weights that
+    cannot stay in BRAM over the DRAM bandwidth (every weight is needed once per frame, and the
+    whole BRAM holds at most bram18k x 18 Kb of them).  It tells how far any search could still
+    improve on a design; it is not reachable in general (stages stall, tiles pad)."""
+    dsp_cycles = lut_cycles = 0.0
+    weight_bytes = 0.0
+    for layer in workload.compute_layers:
+        if target.uses_dsp(layer.w_bits, layer.a_bits):
+            dsp_cycles += layer.macs * target.dsp_per_mac(layer.w_bits, layer.a_bits) / target.dsp
+        else:
+            lut_cycles += layer.macs * target.lut_per_mac(layer.w_bits, layer.a_bits) / target.lut
+        weight_bytes += layer.weight_count * layer.w_bits / 8
+    on_chip_bytes = target.bram18k * target.bram18k_bits / 8
+    traffic = max(0.0, weight_bytes - on_chip_bytes) / target.dram_bytes_per_cycle
+    return max(dsp_cycles, lut_cycles, traffic)

@@ -207,38 +207,47 @@ def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_ca
     rel[dw, 1, DIMS.index(Dim.K)] = True
     cap = gb_cap.reshape(n, 3)
     order = dram_order.reshape(n, len(DIMS))
-    cand, ncand = space.cand[layer], space.n_cand[layer]  # [n, 7, C], [n, 7]
+    # the next larger candidate of a (layer, dim)'s GB size, by one search over all candidate
+    # lists laid end to end (each offset past the previous one's largest value)
+    n_dims = len(DIMS)
+    width = space.cand.shape[-1]
+    offset = int(space.cand.max()) + 1
+    key = np.arange(L * n_dims).reshape(L, n_dims) * offset
+    flat = (key[..., None] + space.cand).ravel()
+    last = np.arange(L * n_dims).reshape(L, n_dims) * width + space.n_cand - 1  # [L, 7]
     rem = -(-bounds[0, layer] // f[:, F_SPATIAL])
     rows = np.nonzero(np.repeat(fits, L))[0]
+    eye = np.eye(len(DIMS), dtype=bool)[None]
     for _ in range(_MAX_FIT_STEPS):
         if rows.size == 0:
             break
         fr = f[rows]
         inner = fr[:, F_RF] * fr[:, F_SPATIAL]
-        current = _dram_traffic(fr[:, F_DRAM], inner * fr[:, F_GB], order[rows], rel[rows], stride[rows], dw[rows])
         # every dim's next GB size at once: [N, 7 (dim grown), 7 (dim)]
-        c = cand[rows]  # [N, 7, C]
-        nxt_i = np.minimum((c <= fr[:, F_GB, :, None]).sum(-1), ncand[rows] - 1)
-        nxt = np.take_along_axis(c, nxt_i[..., None], axis=-1)[..., 0]
-        nxt = np.minimum(nxt, -(-rem[rows] // fr[:, F_RF]))  # [N, 7]
-        grows = nxt > fr[:, F_GB]
-        eye = np.eye(len(DIMS), dtype=bool)[None]
+        lr = layer[rows]
+        pos = np.minimum(np.searchsorted(flat, key[lr] + fr[:, F_GB], side="right"), last[lr])
+        nxt = np.minimum(flat[pos] - key[lr], -(-rem[rows] // fr[:, F_RF]))  # [N, 7]
         gb_f = np.where(eye, nxt[:, :, None], fr[:, None, F_GB])  # row d: dim d grown
         ext = inner[:, None] * gb_f
+        ok = (nxt > fr[:, F_GB]) & (np.stack(footprints(ext, stride[rows][:, None], dw[rows][:, None]), -1)
+                                    <= cap[rows][:, None]).all(-1)
+        # the traffic only of the (row, dim) moves that fit: most rows' buffers fill up early
+        live = ok.any(-1)
+        rows, fr, ok, nxt, gb_f, ext, inner = (x[live] for x in (rows, fr, ok, nxt, gb_f, ext, inner))
+        if rows.size == 0:
+            break
+        current = _dram_traffic(fr[:, F_DRAM], inner * fr[:, F_GB], order[rows], rel[rows], stride[rows], dw[rows])
+        ri, di = np.nonzero(ok)
+        r_all = rows[ri]
+        f_dram = -(-rem[r_all] // (fr[ri, F_RF] * gb_f[ri, di]))
+        after = _dram_traffic(f_dram, ext[ri, di], order[r_all], rel[r_all], stride[r_all], dw[r_all])
+        gain = np.zeros(ok.shape)
+        gain[ri, di] = current[ri] - after
         n_r = rows.size
-        st, dwr = stride[rows][:, None], dw[rows][:, None]
-        ok = grows & (np.stack(footprints(ext, st, dwr), -1) <= cap[rows][:, None]).all(-1)
-        f_dram = -(-rem[rows][:, None] // (fr[:, None, F_RF] * gb_f))
-        after = _dram_traffic(f_dram.reshape(-1, len(DIMS)), ext.reshape(-1, len(DIMS)),
-                              np.repeat(order[rows], len(DIMS), 0), np.repeat(rel[rows], len(DIMS), 0),
-                              np.repeat(stride[rows], len(DIMS), 0), np.repeat(dw[rows], len(DIMS), 0))
-        gain = np.where(ok, current[:, None] - after.reshape(n_r, len(DIMS)), 0.0)
         pick = gain.argmax(-1)
-        best_gain = gain[np.arange(n_r), pick]
-        best = np.stack([pick, nxt[np.arange(n_r), pick]], -1)
-        moved = best_gain > 0
-        r, d = rows[moved], best[moved, 0]
-        f[r, F_GB, d] = best[moved, 1]
+        moved = gain[np.arange(n_r), pick] > 0
+        r, d = rows[moved], pick[moved]
+        f[r, F_GB, d] = nxt[moved, d]
         f[r, F_DRAM, d] = -(-rem[r, d] // (f[r, F_RF, d] * f[r, F_GB, d]))
         rows = r
     factors[...] = f.reshape(factors.shape)

@@ -66,8 +66,19 @@ class KnobLogits(nn.Module):
                 w = int(max(space.n_choices[k] for k in members))
                 self._groups.append((torch.tensor(members, dtype=torch.long), w))
             lo = hi
+        # loop-size knobs too, by their number of candidates (a 960-channel dim has 30 or more,
+        # a 3x3 kernel's 2): columns of the flattened [L*7] tables, and the width they need
+        ncand = self._ncand.reshape(-1)
+        self._size_groups: list[tuple[torch.Tensor, int]] = []
+        lo = 0
+        for hi in _WIDTH_GROUPS:
+            cols = torch.nonzero((ncand > lo) & (ncand <= hi))[:, 0]
+            if cols.numel():
+                self._size_groups.append((cols, int(ncand[cols].max())))
+            lo = hi
+        sized = [self._rf[c] for c, _ in self._size_groups] + [self._gb[c] for c, _ in self._size_groups]
         # knob order of the concatenated per-family results, and its inverse
-        order = torch.cat([g for g, _ in self._groups] + [self._order.T.reshape(-1), self._rf, self._gb])
+        order = torch.cat([g for g, _ in self._groups] + [self._order.T.reshape(-1)] + sized)
         self._inverse = torch.empty_like(order)
         self._inverse[order] = torch.arange(order.numel())
         self._frozen_of = {int(k): v for k, v in self.frozen.items()}
@@ -84,12 +95,14 @@ class KnobLogits(nn.Module):
               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Gumbel-max draws of `knobs` among their options (`ok` [B, n, width] narrows them) and the
         log relaxed probability of each draw: ([B, n] choice, [B, n] log p with gradient)."""
-        logits = self.gamma[knobs, :width]  # [n, width], in the graph
+        # single precision: the draws and their relaxed probabilities need no more, and the
+        # [B, n, width] tensors of a 50-layer model make this the search's hottest loop
+        logits = self.gamma[knobs, :width].to(torch.float32)  # [n, width], in the graph
         allowed = self.valid[knobs, :width][None]
         if ok is not None:
             allowed = allowed & ok
-        u = torch.rand((batch,) + tuple(logits.shape), generator=gen, dtype=torch.float64)
-        z = (logits[None] - torch.log(-torch.log(u.clamp_min(1e-300)))) / tau
+        u = torch.rand((batch,) + tuple(logits.shape), generator=gen, dtype=torch.float32)
+        z = (logits[None] - torch.log(-torch.log(u.clamp_min(1e-30)))) / tau
         z = z.masked_fill(~allowed, float("-inf"))
         pick = z.detach().argmax(-1)
         frozen = [(col, self._frozen_of[int(k)]) for col, k in enumerate(knobs.tolist()) if int(k) in self._frozen_of]
@@ -123,18 +136,22 @@ class KnobLogits(nn.Module):
         _, slot = slots(sp, ch)
         _, rem = remaining(sp, slot, unrolls(sp, ch))
         rem = torch.as_tensor(rem).reshape(batch, -1)  # [B, L*7]
-        cand = self._cand.reshape(-1, self._cand.shape[-1])[None]  # [1, L*7, C]
-        width = cand.shape[-1]
-        in_list = torch.arange(width)[None, None, :] < self._ncand.reshape(-1)[None, :, None]
-        pick, lp = self._draw(self._rf, width, in_list & (cand <= rem[..., None]), tau, batch, generator)
-        choice[:, self._rf] = pick
-        logps.append(lp)
-        rf_val = cand.expand(batch, -1, -1).gather(-1, pick[..., None])[..., 0]
-        pick, lp = self._draw(self._gb, width, in_list & (cand <= -(-rem // rf_val)[..., None]), tau, batch,
-                              generator)
-        choice[:, self._gb] = pick
-        logps.append(lp)
+        cand = self._cand.reshape(-1, self._cand.shape[-1])  # [L*7, C]
+        in_list = torch.arange(cand.shape[-1])[None, :] < self._ncand.reshape(-1)[:, None]  # [L*7, C]
+        rf_val = torch.ones_like(rem)
+        for level, knobs in (("rf", self._rf), ("gb", self._gb)):
+            # the RF size among candidates within what the unroll leaves, the GB size within
+            # what the RF size leaves
+            limit = rem if level == "rf" else -(-rem // rf_val)
+            for cols, w in self._size_groups:
+                c = cand[cols, :w]
+                ok = in_list[cols, :w][None] & (c[None] <= limit[:, cols, None])
+                pick, lp = self._draw(knobs[cols], w, ok, tau, batch, generator)
+                choice[:, knobs[cols]] = pick
+                logps.append(lp)
+                if level == "rf":
+                    rf_val[:, cols] = c[None].expand(batch, -1, -1).gather(-1, pick[..., None])[..., 0]
         logp = torch.cat(logps, dim=1)[:, self._inverse]
-        p = logp.exp()
+        p = logp.exp().to(torch.float64)
         relaxed = 1.0 + p - p.detach()
         return Sample(choice.numpy().astype(np.int64), relaxed)
