@@ -206,7 +206,7 @@ def bench(name: str, out: Path, seconds: float, models: str | None, pool: int, n
 
 
 # ---------------------------------------------------------------------------- co-search
-from dnac.search.cli import search, train  # noqa: E402  (click commands; torch loads lazily)
+from dnac.search.cli import search, train
 
 cli.add_command(search)
 cli.add_command(train)

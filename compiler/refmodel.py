@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from dnac.compiler.errors import DesignError
 from dnac.compiler.vocab import Activation, OpKind
 from dnac.compiler.workload.layer import INPUT, Layer, Workload

@@ -43,8 +43,8 @@ class Tensor(StrEnum):
     """The three data spaces of a layer."""
 
     W = "W"  # weights
-    I = "I"  # input activations  # noqa: E741 (the conventional name)
-    O = "O"  # output activations / partial sums  # noqa: E741
+    I = "I"  # input activations
+    O = "O"  # output activations / partial sums
 
 
 TENSORS: tuple[Tensor, ...] = tuple(Tensor)

@@ -103,11 +103,11 @@ class Fields:
             self.fail(key, f"must be a list, got {_kind(v)}")
         return v
 
-    def map_(self, key: str, default: Any = _MISSING) -> "Fields":
+    def map_(self, key: str, default: Any = _MISSING) -> Fields:
         v = self.raw(key, default)
         return Fields(v, self.file, self.sub(key), self.error)
 
-    def items(self, key: str) -> Iterator["Fields"]:
+    def items(self, key: str) -> Iterator[Fields]:
         for i, item in enumerate(self.list_(key)):
             yield Fields(item, self.file, f"{self.sub(key)}[{i}]", self.error)
 

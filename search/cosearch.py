@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
@@ -41,7 +42,6 @@ from dnac.search.errors import CheckpointError
 from dnac.search.genotype import Genotype, model_yaml
 from dnac.search.hw_penalty import CostTable, HardwarePenalty, dna_loss, trips_loss
 from dnac.search.supernet import Supernet
-from tqdm import tqdm
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import torch
+from torch import nn
 
 from dnac.search.errors import ConfigError
 from dnac.search.precision import PrecisionSample, QConv2d
-from torch import nn
 
 T = TypeVar("T")
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from dnac.search.genotype import Genotype
 from dnac.search.ops import OPS
 from dnac.search.precision import PrecisionMode, PrecisionSample, QConv2d, QLinear, sample_precisions
 from dnac.search.sampling import OpSample, SamplingMode, sample_ops
 from dnac.search.space import LayerSlot, SearchSpace
-from torch import nn
 
 ARCH_PREFIX = "arch."
 

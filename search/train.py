@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
 
 from dnac.compiler.vocab import Activation, OpKind
 from dnac.compiler.workload.layer import INPUT, Workload
@@ -30,8 +32,6 @@ from dnac.search.config import TrainConfig
 from dnac.search.cosearch import write_atomic
 from dnac.search.errors import DataError
 from dnac.search.precision import PrecisionSample, QConv2d, QLinear, weight_scale
-from torch import nn
-from tqdm import tqdm
 
 
 class QuantNet(nn.Module):

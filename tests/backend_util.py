@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from conftest import random_design
+
 from dnac.compiler.backends import BACKENDS
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.targets import load_target

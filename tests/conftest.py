@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-
-import numpy as np
 
 from dnac.compiler.das.decode import decode
 from dnac.compiler.das.space import DesignSpace

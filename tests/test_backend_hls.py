@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from backend_util import check_golden, design, write
 from conftest import random_design
+
 from dnac.compiler import refmodel
 from dnac.compiler.backends import BACKENDS, HlsBackend
 from dnac.compiler.backends.hls import project

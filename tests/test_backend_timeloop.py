@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from backend_util import check_golden, design, write
+
 from dnac.compiler.backends import BACKENDS, TimeloopBackend
 from dnac.compiler.backends.timeloop import FILES, folder_names
 from dnac.compiler.cost.model import cost_design

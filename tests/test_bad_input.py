@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-
 from conftest import DATA
 from test_cli import run
 
@@ -165,6 +164,7 @@ def test_not_a_mapping(capsys, monkeypatch, tmp_path) -> None:
 
 def test_broken_design_yaml_names_node(capsys, monkeypatch, tmp_path) -> None:
     from conftest import random_design
+
     from dnac.compiler.ir import design_yaml
     from dnac.compiler.workload import zoo
 

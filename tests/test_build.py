@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from test_cli import run
 
 REPORT_KEYS = {"model", "target", "fps", "latency_ms", "cycles_per_frame", "throughput_gops", "resources",

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import DATA
+
 from dnac.compiler.cli import main
 
 
@@ -54,6 +54,7 @@ def test_inspect_model_yaml_and_torch(capsys) -> None:
 
 def test_inspect_design_yaml(capsys, tmp_path: Path) -> None:
     from conftest import random_design
+
     from dnac.compiler.ir import design_yaml
     from dnac.compiler.workload import zoo
 

@@ -131,7 +131,7 @@ class ConvBNReLU6(nn.Sequential):
 class InvertedResidual(nn.Module):
     def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
-        hidden_dim = int(round(inp * expand_ratio))
+        hidden_dim = round(inp * expand_ratio)
         self.use_res_connect = stride == 1 and inp == oup
         layers: list[nn.Module] = []
         if expand_ratio != 1:
@@ -369,7 +369,7 @@ class _Head(nn.Module):
     ids=[
         "view-size", "reshape-shape", "view-size()", "torch.reshape", "view-minus1",
         "Tensor.flatten", "torch.flatten", "nn.Flatten",
-    ],  # fmt: skip
+    ],
 )
 def test_flatten_variants(flatten) -> None:  # type: ignore[no-untyped-def]
     w = from_torch(_Head(flatten), (3, 8, 8))

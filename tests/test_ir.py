@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-
 from conftest import random_design
+
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph, LayerNode

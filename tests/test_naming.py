@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from dnac.compiler.backends.render import cpp_comment, cpp_string, environment
 from dnac.compiler.naming import CPP_KEYWORDS, MAX_LEN, cpp_ident, safe_path_segment, unique
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from dnac.compiler.errors import OutputError
 from dnac.compiler.output import MARKER, atomic_output
 

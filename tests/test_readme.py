@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bash_blocks(text: str) -> list[str]:
-    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+    return [b.strip() for b in re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)]
 
 
 def test_readme_front_door_commands() -> None:

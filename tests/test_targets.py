@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -83,7 +84,7 @@ def test_source_walker_catches_a_bare_number() -> None:
     assert sorted(unsourced_numbers(doc)) == ["bram18k.bits.value", "resources.uram"]
 
 
-def _broken(name: str, edit) -> TargetError:  # noqa: ANN001 (a small lambda)
+def _broken(name: str, edit) -> TargetError:
     doc, file = read_target_document(name)
     doc = copy.deepcopy(doc)
     edit(doc)
@@ -270,13 +271,13 @@ def test_mac_off_table_uses_the_law(asic45: AsicTarget) -> None:
 def test_interpolated_sram_is_monotone_in_depth(asic45: AsicTarget, width: int) -> None:
     depths = [32, 100, 128, 200, 1000, 1500, 3000, 20000, 40000, 70000, 131072, 200000]
     got = [asic45.sram(d, width) for d in depths]
-    for a, b in zip(got, got[1:]):
+    for a, b in itertools.pairwise(got):
         assert b.read_pJ >= a.read_pJ and b.write_pJ >= a.write_pJ and b.area_um2 >= a.area_um2
 
 
 def test_interpolated_sram_is_monotone_in_width_and_labelled(asic45: AsicTarget) -> None:
     got = [asic45.sram(3000, w) for w in (16, 20, 32, 48, 64, 96, 128, 200, 256, 300)]
-    for a, b in zip(got, got[1:]):
+    for a, b in itertools.pairwise(got):
         assert b.read_pJ >= a.read_pJ and b.area_um2 >= a.area_um2
     mid = asic45.sram(3000, 64)
     lo, hi = asic45.sram(2048, 64), asic45.sram(4096, 64)

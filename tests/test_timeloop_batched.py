@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from dnac.compiler.errors import DesignError
 from dnac.compiler.timeloop import (
     TL_TENSORS,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from dnac.compiler.errors import DesignError
 from dnac.compiler.timeloop import (
     Compute,

@@ -9,6 +9,8 @@ from dataclasses import replace
 import pytest
 import torch
 from conftest import random_design
+from test_timeloop_golden import CASES, FIELDS, GOLDEN, expected
+
 from dnac.compiler.cost import asic
 from dnac.compiler.cost.canonical import nest_stats
 from dnac.compiler.das.batch import encode
@@ -24,7 +26,6 @@ from dnac.compiler.vocab import DIMS, Dim, MemLevel
 from dnac.compiler.workload import zoo
 from dnac.compiler.workload.builder import ModelBuilder
 from dnac.compiler.workload.layer import Workload
-from test_timeloop_golden import CASES, FIELDS, GOLDEN, expected
 
 TARGET = load_target("asic")
 

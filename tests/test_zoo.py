@@ -6,8 +6,7 @@ import pytest
 
 from dnac.compiler.errors import ModelError
 from dnac.compiler.vocab import OpKind
-from dnac.compiler.workload import INPUT
-from dnac.compiler.workload import zoo
+from dnac.compiler.workload import INPUT, zoo
 
 # Published MACs at 224x224 (torchvision model docs "GFLOPS", which are MACs; He et al. 2016
 # quote 1.8 G / 3.8 G for the v1 ResNets, torchvision's v1.5 ResNet-50 is 4.1 G).
@@ -146,7 +145,7 @@ def test_tiny_mbv2_has_dwconv_stride2_and_add() -> None:
     assert any(layer.stride == (2, 2) for layer in w.layers if layer.has_macs)
     assert w.input_shape == (3, 16, 16)
     assert all(layer.w_bits == 8 and layer.a_bits == 8 for layer in w.layers)
-    assert w.total_macs == 134_560 < 500_000
+    assert w.total_macs == 134_560  # small enough for fast tests
     add = w.layer("block1.add")
     assert add.inputs == ("block1.pwl", "stem")
 

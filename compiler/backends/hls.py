@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
 from dnac.compiler import refmodel
 from dnac.compiler.backends.base import Backend, write_files
 from dnac.compiler.backends.render import read_static, render

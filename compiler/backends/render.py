@@ -22,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+
 from dnac.compiler.naming import cpp_ident
 
 TEMPLATE_PACKAGE = "dnac.templates"

@@ -75,7 +75,7 @@ class AuxTable:
     bits: np.ndarray  # [A] activation bits
 
     @classmethod
-    def of(cls, workload: Workload, table: LayerTable) -> "AuxTable":
+    def of(cls, workload: Workload, table: LayerTable) -> AuxTable:
         index = {layer.name: i for i, layer in enumerate(table.layers)}
         host_of: dict[str, int] = {}
         names, host, ops, extra, bits = [], [], [], [], []

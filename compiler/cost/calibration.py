@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-
 from dnac.compiler.cost.model import evaluate
 from dnac.compiler.das.batch import DesignBatch
 from dnac.compiler.das.decode import decode

@@ -17,7 +17,7 @@ from dnac.compiler.timeloop.batched import BatchStats, evaluate_batch
 
 #: Index of each level / tensor / action on the axes of `BatchStats` and the energy tensor.
 DRAM, GB, RF = 0, 1, 2
-W, I, O = 0, 1, 2  # noqa: E741
+W, I, O = 0, 1, 2
 
 
 def nest_stats(

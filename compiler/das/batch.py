@@ -39,7 +39,7 @@ class LayerTable:
     macs: np.ndarray  # [L]
 
     @classmethod
-    def of(cls, layers: tuple[Layer, ...]) -> "LayerTable":
+    def of(cls, layers: tuple[Layer, ...]) -> LayerTable:
         return cls(
             layers=layers,
             bounds=np.array([[layer.bounds[d] for d in DIMS] for layer in layers], dtype=np.int64).reshape(-1, 7),
@@ -93,7 +93,7 @@ class DesignBatch:
         idx = self.slot.reshape(self.slot.shape + (1,) * (chunk_array.ndim - 2))
         return np.take_along_axis(chunk_array, idx, axis=1)
 
-    def select(self, keep: np.ndarray) -> "DesignBatch":
+    def select(self, keep: np.ndarray) -> DesignBatch:
         """The designs at indices (or mask) `keep`."""
         return DesignBatch(
             self.table, self.workload, self.arch[keep], self.slot[keep], self.noc[keep], self.unroll[keep],

@@ -17,6 +17,7 @@ from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, F_SPATIAL, NOCS, DesignB
 from dnac.compiler.das.space import UNROLL_CHOICES, UNROLL_DIMS, DesignSpace
 from dnac.compiler.ir.footprint import RELEVANT, footprints
 from dnac.compiler.vocab import DIMS, Dim
+
 #: NOC_MASK[n, j]: UNROLL_DIMS[j] is parallel in NoC style NOCS[n].
 NOC_MASK = np.array([[d in noc.dims for d in UNROLL_DIMS] for noc in NOCS], dtype=bool)
 _UNROLL_VALUES = [np.asarray(UNROLL_CHOICES[d], dtype=np.int64) for d in UNROLL_DIMS]

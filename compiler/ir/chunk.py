@@ -25,8 +25,8 @@ class BufferAlloc:
     """Words of one buffer level given to each tensor (DNA/TRIPS: buffer allocation is searched)."""
 
     W: int  # weight words
-    I: int  # input-activation words  # noqa: E741
-    O: int  # output / partial-sum words  # noqa: E741
+    I: int  # input-activation words
+    O: int  # output / partial-sum words
 
     def words(self, tensor: Tensor) -> int:
         return getattr(self, tensor.value)

@@ -60,7 +60,7 @@ class DesignGraph:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_workload(cls, workload: Workload, target: str, arch: ArchStyle = ArchStyle.PIPELINE) -> "DesignGraph":
+    def from_workload(cls, workload: Workload, target: str, arch: ArchStyle = ArchStyle.PIPELINE) -> DesignGraph:
         """An unmapped design: every layer, no chunks or mappings yet."""
         g = cls(
             name=workload.name,
@@ -97,7 +97,7 @@ class DesignGraph:
             target_overrides=dict(self.target_overrides),
         )
 
-    def copy(self) -> "DesignGraph":
+    def copy(self) -> DesignGraph:
         return replace(self, chunks=dict(self.chunks), meta=dict(self.meta), graph=self.graph.copy())
 
     # ----------------------------------------------------------------- typed views

@@ -39,7 +39,7 @@ class LevelLoops:
     def size(self, dim: Dim) -> int:
         return self.sizes.get(dim, 1)
 
-    def normalized(self) -> "LevelLoops":
+    def normalized(self) -> LevelLoops:
         """Drop unit sizes so that equal nests compare equal."""
         return LevelLoops(tuple(self.order), {d: v for d, v in self.sizes.items() if v != 1})
 
@@ -95,7 +95,7 @@ class Mapping:
         return math.prod(self.spatial.values()) if self.spatial else 1
 
     @staticmethod
-    def trivial(bounds: dict[Dim, int], order: tuple[Dim, ...] = DIMS) -> "Mapping":
+    def trivial(bounds: dict[Dim, int], order: tuple[Dim, ...] = DIMS) -> Mapping:
         """Every loop at DRAM on one PE of the canonical hierarchy: always valid, never fast."""
         first, *rest = CANONICAL_LEVELS
         temporal = {first: LevelLoops(order, dict(bounds))}

@@ -65,9 +65,8 @@ def _layer_shape(layer: Layer) -> list[Violation]:
         bad("groups", f"depthwise needs groups == C == K, got groups={layer.groups} C={layer.C} K={layer.K}")
     if layer.op is OpKind.CONV and layer.groups > 1 and layer.groups == layer.C == layer.K:
         bad("op", "groups == C == K is a depthwise conv: op must be dwconv")
-    if layer.op.is_pool or layer.op is OpKind.ADD:
-        if layer.K != layer.C:
-            bad("dims.K", f"{layer.op} keeps the channel count: K={layer.K} but C={layer.C}")
+    if (layer.op.is_pool or layer.op is OpKind.ADD) and layer.K != layer.C:
+        bad("dims.K", f"{layer.op} keeps the channel count: K={layer.K} but C={layer.C}")
     if layer.op is OpKind.ADD:
         if len(layer.inputs) < 2:
             bad("inputs", "an add needs at least two inputs")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dnac.compiler.errors import DesignError
 from dnac.compiler.timeloop.nest import (
     COEFFICIENTS,

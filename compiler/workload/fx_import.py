@@ -35,9 +35,8 @@ from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 import torch
-import torch.fx as fx
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
 from dnac.compiler.errors import ModelError, first_line
@@ -47,7 +46,7 @@ from dnac.compiler.workload.layer import INPUT, Workload
 
 __all__ = ["SUPPORTED", "from_torch", "load_factory", "module_from_spec"]
 
-from dnac.compiler.workload.module_spec import load_factory, module_from_spec  # noqa: E402  (re-export)
+from dnac.compiler.workload.module_spec import load_factory, module_from_spec
 
 #: What the importer understands, for the "supported: ..." part of error messages.
 SUPPORTED = (
@@ -75,7 +74,7 @@ class _Value:
     folded_bn: bool = False
     activated: bool = False
 
-    def then(self, node: fx.Node, **changes: bool) -> "_Value":
+    def then(self, node: fx.Node, **changes: bool) -> _Value:
         return replace(self, chain=self.chain + (node,), **changes)
 
 
@@ -417,7 +416,7 @@ def from_torch(
 
     try:
         graph = _Tracer().trace(module)
-    except Exception as e:  # user code runs here: any failure is the model's
+    except Exception as e:  # user code runs here: any failure is the model's  # noqa: BLE001
         raise ModelError(
             file, "torch",
             f"torch.fx cannot trace {type(module).__name__}: {type(e).__name__}: {first_line(e)}"
@@ -447,7 +446,7 @@ def _propagate_shapes(gm: fx.GraphModule, module: nn.Module, input_shape: tuple[
         # ShapeProp prints the traceback of a failing node before re-raising; keep it quiet
         with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(torch.zeros((1, *input_shape), dtype=dtype, device=device))
-    except Exception as exc:  # user code runs here too
+    except Exception as exc:  # user code runs here too  # noqa: BLE001
         e = exc.__cause__ or exc
         raise ModelError(
             file, "input_shape",

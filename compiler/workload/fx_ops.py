@@ -13,13 +13,20 @@ import operator
 from typing import Any
 
 import torch
-import torch.fx as fx
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from dnac.compiler.vocab import Activation, OpKind
 from dnac.compiler.workload.fx_import import (
-    SUPPORTED, Handler, _DimOf, _Importer, _ShapeOf, _Value, _bind, _show, describe,
+    SUPPORTED,
+    Handler,
+    _bind,
+    _DimOf,
+    _Importer,
+    _ShapeOf,
+    _show,
+    _Value,
+    describe,
 )
 from dnac.compiler.workload.layer import INPUT
 

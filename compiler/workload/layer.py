@@ -114,7 +114,7 @@ class Layer:
     def output_size(self) -> int:
         return self.N * self.K * self.P * self.Q
 
-    def with_bits(self, w_bits: int, a_bits: int) -> "Layer":
+    def with_bits(self, w_bits: int, a_bits: int) -> Layer:
         return replace(self, w_bits=w_bits, a_bits=a_bits)
 
 

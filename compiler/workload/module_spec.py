@@ -18,7 +18,6 @@ from torch import nn
 
 from dnac.compiler.errors import ModelError, first_line
 
-
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
@@ -39,7 +38,7 @@ def load_factory(
         if e.name and (mod_name == e.name or mod_name.startswith(e.name + ".")):
             raise ModelError(file, "torch", f"cannot import module '{mod_name}' (not found on sys.path)") from None
         raise ModelError(file, "torch", f"importing '{mod_name}' failed: {e}") from None
-    except Exception as e:  # the module's own code failed
+    except Exception as e:  # the module's own code failed  # noqa: BLE001
         reason = f"importing '{mod_name}' failed: {type(e).__name__}: {first_line(e)}"
         raise ModelError(file, "torch", reason) from None
     owner = mod_name
@@ -78,7 +77,7 @@ def module_from_spec(
     factory = load_factory(spec, file, search_path=search_path)
     try:
         module = factory(**(kwargs or {}))
-    except Exception as e:  # the user's factory failed
+    except Exception as e:  # the user's factory failed  # noqa: BLE001
         raise ModelError(file, "torch", f"calling '{spec}' failed: {type(e).__name__}: {first_line(e)}") from None
     if not isinstance(module, nn.Module):
         kind = type(module).__name__
