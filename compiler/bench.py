@@ -160,7 +160,7 @@ COLUMNS.update({
 })
 
 
-def calibration(*, steps: int = 100, seed: int = 0, **_: Any) -> list[Row]:
+def calibration(*, seed: int = 0, **_: Any) -> list[Row]:
     """dnac's ZC706 model against DNNBuilder's measured designs (DNA Tab. 5), each configured as
     published (see `cost.calibration`)."""
     from dnac.compiler.cost.calibration import DNNBUILDER, predicted_gops
@@ -168,7 +168,7 @@ def calibration(*, steps: int = 100, seed: int = 0, **_: Any) -> list[Row]:
     target = load_target("zc706")
     rows: list[Row] = []
     for d in DNNBUILDER:
-        gops, res = predicted_gops(d, target, steps=steps, seed=seed)
+        gops, res = predicted_gops(d, target, seed=seed)
         rows.append({"design": d.name, "model": d.model, "bits": d.bits, "dsp_published": d.dsp,
                      "dsp_model": res["dsp"], "bram18k_model": res["bram18k"], "gops_published": d.gops,
                      "gops_model": gops, "error": gops / d.gops - 1})

@@ -42,19 +42,18 @@ def test_configuration_freezes_the_pipeline_and_parallelism(design) -> None:
 def test_predictions_against_the_published_measurements() -> None:
     """The model's GOP/s for both published configurations, against the measured figures.
 
-    The issue asks for +-10%.  What the model gives today (`dnac bench calibration`): VGG16
-    under-predicted by about 12% -- its pipeline moves every chunk's feature maps through DRAM
-    and the 3.2 GB/s of the PS DDR3 binds, while DNNBuilder streams them between stages on chip;
-    AlexNet over-predicted by about 18% -- the balanced (KPF, CPF) allocation that stands in for
-    DNNBuilder's unpublished per-stage factors is close to ideal (98% of the DSP roofline), the
-    measured design reached 76%.  The bounds below hold those errors, so that a change to the
-    model that moves them is seen; the README states the gap."""
+    The issue asks for +-10%.  VGG16 meets it (the model predicts about 7% low: its pipeline
+    moves every chunk's feature maps through DRAM, where DNNBuilder streams them between stages
+    on chip).  AlexNet does not: about 18% high -- the balanced (KPF, CPF) allocation that stands
+    in for DNNBuilder's unpublished per-stage factors reaches 98% of the DSP roofline, the
+    measured design 76%.  Its bound holds that error, so that a change that moves it is seen;
+    the README states the gap."""
     errors = {}
     for design in DNNBUILDER:
-        gops, res = predicted_gops(design, ZC706, steps=40)
+        gops, res = predicted_gops(design, ZC706)
         t = ZC706.with_overrides(dsp=design.dsp)
         assert res["dsp"] <= design.dsp and res["bram18k"] <= t.bram18k
         assert gops <= dsp_roofline_gops(design.dsp, design.bits, t)
         errors[design.model] = gops / design.gops - 1
-    assert -0.20 <= errors["vgg16"] <= 0.10, errors
+    assert -0.10 <= errors["vgg16"] <= 0.10, errors
     assert -0.10 <= errors["alexnet_caffe"] <= 0.20, errors
