@@ -36,3 +36,14 @@ def test_scalar_report_equals_batched_row(target_name: str, model: str) -> None:
             assert per_layer[name]["cycles"] == float(cost.layer_cycles[i, li])
         if target_name == "asic":
             assert one.energy_pj == pytest.approx(float(cost.energy_pj[i]), rel=1e-12)
+
+
+def test_array_gb_depths_equal_the_scalar_rule() -> None:
+    """The search sizes GB macros with `gb_depths`; reports and Timeloop export with `gb_depth`."""
+    from dnac.compiler.cost.asic import gb_depth, gb_depths
+
+    rng = np.random.default_rng(0)
+    words = np.concatenate([np.arange(0, 3000), rng.integers(0, 1 << 24, 5000)])
+    bits = rng.choice([2, 4, 8, 12, 16, 32], words.size)
+    expected = [gb_depth(int(w), int(b)) for w, b in zip(words, bits, strict=True)]
+    assert gb_depths(words, bits).tolist() == expected

@@ -41,6 +41,14 @@ def gb_depth(words: int, word_bits: int) -> int:
     return max(128, 1 << (rows - 1).bit_length())
 
 
+def gb_depths(words: np.ndarray, word_bits: np.ndarray) -> np.ndarray:
+    """`gb_depth` of whole arrays (the search costs thousands of chunks a step)."""
+    rows = np.maximum(1, -(-(np.asarray(words, dtype=np.int64) * word_bits) // GB_WIDTH))
+    below = rows - 1  # the next power of two is 1 << bit_length(rows - 1); frexp gives that length
+    bits = np.where(below > 0, np.frexp(below.astype(np.float64))[1], 0)
+    return np.maximum(128, np.left_shift(1, bits.astype(np.int64)))
+
+
 @lru_cache(maxsize=4096)
 def _components(target: AsicTarget, gb_rows: int, rf_words: int, word_bits: int) -> tuple[float, ...]:
     """(dram read, gb read, gb write, rf read, rf write, mac pJ, gb um2, rf um2, mac um2, dram write)."""
@@ -56,10 +64,13 @@ def slot_components(batch: DesignBatch, target: AsicTarget) -> np.ndarray:
     """[B, S, 10] the components of every chunk slot (see `_components`), looked up once per
     distinct (GB rows, RF words, word width)."""
     word_bits = np.broadcast_to(batch.bits.max(axis=1)[None], batch.gb.shape[:2])
-    rows = np.vectorize(gb_depth)(batch.gb.sum(-1), word_bits)
-    keys = np.stack([rows, batch.rf.sum(-1), word_bits], axis=-1).reshape(-1, 3)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    table = np.array([_components(target, int(r), int(w), int(b)) for r, w, b in uniq])
+    rows = gb_depths(batch.gb.sum(-1), word_bits)
+    rf_words = batch.rf.sum(-1)
+    assert rf_words.max() < 1 << 12 and word_bits.max() < 1 << 8
+    # one int64 key per slot (a 1-D unique sorts far faster than rows of three)
+    keys = (rows.astype(np.int64) << 20 | rf_words << 8 | word_bits).reshape(-1)
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    table = np.array([_components(target, int(k >> 20), int(k >> 8 & 0xFFF), int(k & 0xFF)) for k in uniq])
     return table[inverse.reshape(-1)].reshape(batch.gb.shape[:2] + (table.shape[-1],))
 
 
