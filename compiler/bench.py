@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dnac.compiler import plots
 from dnac.compiler.cost.model import evaluate
 from dnac.compiler.das.decode import decode
 from dnac.compiler.das.space import DesignSpace
@@ -85,6 +86,8 @@ def run(name: str, out: Path | None = None, **kwargs: Any) -> tuple[str, Path | 
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"bench_{name}.json"
         path.write_text(json.dumps({"bench": name, "environment": environment(), "rows": rows}, indent=2) + "\n")
+        if name in FIGURES and rows:
+            FIGURES[name](rows, out / f"bench_{name}.svg")
     return text, path
 
 
@@ -152,6 +155,8 @@ def vgg16_gops(*, seed: int = 0, **_: Any) -> list[Row]:
 
 
 BENCHES.update({"das": das, "vgg16": vgg16_gops})
+#: Benchmarks that also save a figure beside their JSON.
+FIGURES: dict[str, Callable[[list[Row], Path], None]] = {"das": plots.das_bench}
 COLUMNS.update({
     "das": ["target", "model", "objective", "das", "random_equal", "random_pool", "gain_vs_equal", "gain_vs_pool",
             "bound", "random_over_bound", "das_seconds", "evaluations", "frozen_loop_order", "frozen_chunk_assignment", "frozen_noc_style",

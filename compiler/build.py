@@ -104,6 +104,7 @@ def build(opts: BuildOptions) -> Path:
     """Run the build steps; returns the output folder."""
     from dnac.compiler.backends import BACKENDS
     from dnac.compiler.output import atomic_output
+    from dnac.compiler.plots import das_history
 
     loaded = load_model(opts.model)  # load
     w = loaded.workload
@@ -116,17 +117,21 @@ def build(opts: BuildOptions) -> Path:
             design.target = opts.target
         check(design, opts.model)
         search = {"method": "none (design.yaml re-costed)", "evaluations": 1, "seconds": 0.0}
+        history: list[dict[str, float]] = []
     else:
         cfg = DasConfig(objective=objective, seed=opts.seed, steps=opts.steps, progress=opts.progress)
         result = Das(w, target, cfg).run()
         design = result.design
         search = {"method": "das", "objective": objective, "evaluations": result.evaluations,
                   "seconds": round(result.seconds, 3), "seed": opts.seed, "steps": cfg.steps, "batch": cfg.batch}
+        history = result.history
     report = report_dict(design, target, search)  # cost
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with atomic_output(out, force=opts.force) as tmp:  # emit
         (tmp / "design.yaml").write_text(design_yaml.dump(design), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        if history:
+            das_history(history, objective, f"DAS: {w.name} on {target.name}", tmp / "search.svg")
         backend = BACKENDS[target.KIND]()
         backend.write(design, target, tmp, seed=opts.seed)
     return out

@@ -181,7 +181,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 @click.option("--pool", type=int, default=100_000, show_default=True, help="Random designs in the pool baseline (das).")
 @click.option("--no-ablation", is_flag=True, help="Skip the frozen-knob ablation (das).")
 def bench(name: str, out: Path, seconds: float, models: str | None, pool: int, no_ablation: bool) -> None:
-    """Run a reproducible benchmark; print its table and save it as JSON.
+    """Run a reproducible benchmark; print its table and save it as JSON (das: also a figure, bench_das.svg).
 
     costmodel: layer-design evaluations per second; das: DAS against random search and the
     ablation; vgg16: VGG16 16-bit GOP/s on the ZC706; calibration: the ZC706 model against

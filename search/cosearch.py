@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dnac.compiler import plots
 from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
 from dnac.compiler.ir import design_yaml
@@ -338,6 +339,9 @@ class CoSearch:
             write_atomic(out / "design.yaml", design_yaml.dump(result.design))
         write_atomic(out / "report.json", json.dumps(result.report, indent=2))
         write_atomic(out / "search_log.json", json_text(self._log_doc()))
+        if self.log:
+            layers = [list(s.candidates) for s in self.space.layers()]
+            write_atomic(out / "search.svg", lambda p: plots.cosearch_curves(self.log, layers, p))
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:

@@ -4,6 +4,7 @@ and budgets that cannot be met."""
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,9 @@ def test_build_tiny_writes_the_documented_files(capsys, tmp_path: Path, target: 
     again = tmp_path / "again"
     run(capsys, "build", "tiny", "--target", target, "--out", str(again), *STEPS)
     assert (out / "design.yaml").read_bytes() == (again / "design.yaml").read_bytes()
+    # the search's convergence figure, also byte-stable
+    assert ET.parse(out / "search.svg").getroot().tag.endswith("svg")
+    assert (out / "search.svg").read_bytes() == (again / "search.svg").read_bytes()
 
 
 def test_build_design_yaml_recosts_without_search(capsys, tmp_path: Path) -> None:
@@ -52,6 +56,7 @@ def test_build_design_yaml_recosts_without_search(capsys, tmp_path: Path) -> Non
     assert b["search"]["evaluations"] == 1 and b["search"]["method"].startswith("none")
     assert a["cycles_per_frame"] == b["cycles_per_frame"] and a["layers"] == b["layers"]
     assert (first / "design.yaml").read_text() == (second / "design.yaml").read_text()
+    assert not (second / "search.svg").exists()  # nothing was searched
 
 
 @pytest.mark.parametrize("args, message", [

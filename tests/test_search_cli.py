@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -46,8 +47,9 @@ def test_search_then_train(dnac, tmp_path: Path) -> None:
     code, stdout, err = dnac("search", "tiny", "--out", str(out), "--no-progress")
     assert code == 0, err
     assert "network:" in stdout and "epoch 2/2" in err
-    for name in ("model.yaml", "design.yaml", "report.json", "search_log.json", "checkpoint.pt"):
+    for name in ("model.yaml", "design.yaml", "report.json", "search_log.json", "checkpoint.pt", "search.svg"):
         assert (out / name).is_file()
+    assert ET.parse(out / "search.svg").getroot().tag.endswith("svg")
     w = load_model(str(out / "model.yaml")).workload
     g = design_yaml.load(out / "design.yaml")
     check(g, "design.yaml")
