@@ -172,7 +172,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 
 
 # ---------------------------------------------------------------------------- bench
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16", "search"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
               help="Folder for the JSON results.")
@@ -180,22 +180,27 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 @click.option("--models", default=None, help="Comma-separated zoo models (das) [default: alexnet,vgg16,resnet18,mobilenet_v2].")
 @click.option("--pool", type=int, default=100_000, show_default=True, help="Random designs in the pool baseline (das).")
 @click.option("--no-ablation", is_flag=True, help="Skip the frozen-knob ablation (das).")
-def bench(name: str, out: Path, seconds: float, models: str | None, pool: int, no_ablation: bool) -> None:
+@click.pass_context
+def bench(ctx: click.Context, name: str, out: Path, seconds: float, models: str | None, pool: int,
+          no_ablation: bool) -> None:
     """Run a reproducible benchmark; print its table and save it as JSON (das: also a figure, bench_das.svg).
 
     costmodel: layer-design evaluations per second; das: DAS against random search and the
     ablation; vgg16: VGG16 16-bit GOP/s on the ZC706; calibration: the ZC706 model against
-    DNNBuilder's measured designs; search: co-search memory, penalty overhead and quality.
+    DNNBuilder's measured designs; search: co-search memory, penalty overhead and quality
+    (options of its own: `dnac bench search --help-search`, e.g. --only memory --config tiny).
     """
     from dnac.compiler import bench as benches
 
-    if name == "search":  # the co-search benchmarks live with the co-search
-        from dnac.search.bench import run_bench
+    if name == "search":  # the co-search benchmarks live with the co-search, with their options
+        from dnac.search.cli import bench_search
 
-        text, path = run_bench(out / "search")
-        click.echo(text)
-        click.echo(f"saved {path}")
+        args = ["--help" if a == "--help-search" else a for a in ctx.args]
+        bench_search.main(["--out", str(out / "search"), *args], prog_name="dnac bench search",
+                          standalone_mode=False)
         return
+    if ctx.args:
+        raise click.UsageError(f"unexpected arguments for `dnac bench {name}`: {' '.join(ctx.args)}")
     kwargs: dict[str, Any] = {"seconds": seconds, "random_pool": pool, "ablation": not no_ablation}
     if models:
         kwargs["models"] = tuple(m.strip() for m in models.split(",") if m.strip())
