@@ -22,6 +22,7 @@ from dnac.compiler.cost.model import evaluate
 from dnac.compiler.das.decode import decode
 from dnac.compiler.das.space import DesignSpace
 from dnac.compiler.targets import load_target
+from dnac.compiler.textable import render
 from dnac.compiler.workload import zoo
 
 Row = dict[str, Any]
@@ -36,11 +37,7 @@ def table(rows: list[Row], columns: list[str]) -> str:
             return f"{v:,}"
         return str(v)
 
-    cells = [[cell(r.get(c, "")) for c in columns] for r in rows]
-    width = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, width)), "  ".join("-" * w for w in width)]
-    lines += ["  ".join(x.rjust(w) for x, w in zip(r, width)) for r in cells]
-    return "\n".join(lines)
+    return render(columns, [[cell(r.get(c, "")) for c in columns] for r in rows])
 
 
 def environment() -> dict[str, Any]:

@@ -19,6 +19,7 @@ import click
 from dnac.compiler import __version__
 from dnac.compiler.errors import DnacError
 from dnac.compiler.frontend import load_model
+from dnac.compiler.textable import render
 from dnac.compiler.workload.layer import Workload
 
 log = logging.getLogger("dnac")
@@ -67,14 +68,7 @@ def _table(w: Workload) -> str:
             str(s[0]) if s[0] == s[1] else f"{s[0]}x{s[1]}", str(layer.groups),
             f"w{layer.w_bits}a{layer.a_bits}", f"{layer.macs:,}", f"{layer.params:,}",
         ])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    left = {0, 1, 11}
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(c.ljust(widths[i]) if i in left else c.rjust(widths[i]) for i, c in enumerate(r)).rstrip()
-
-    lines = [fmt(header), "  ".join("-" * wd for wd in widths)]
-    lines += [fmt(r) for r in rows]
+    lines = [render(header, rows, left={0, 1, 11})]
     lines.append(
         f"{w.name}: {len(w.layers)} layers, input {list(w.input_shape)} x batch {w.batch}; "
         f"total {w.total_macs:,} MACs ({_si(w.total_macs)}MACs), {w.total_params:,} params ({_si(w.total_params)})"

@@ -67,7 +67,7 @@ def das_bench(rows: Sequence[dict[str, Any]], path: Path) -> None:
         ax.bar([i - width / 2 for i in x], [r["gain_vs_equal"] for r in rows], width,
                label="random search, same evaluations", color="tab:blue")
         ax.bar([i + width / 2 for i in x], [r["gain_vs_pool"] for r in rows], width,
-               label=f"best of {rows[0]['pool_size']:,} random designs" if rows else "pool", color="tab:orange")
+               label=f"best of {rows[0]['pool_size']:,} random designs", color="tab:orange")
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(list(x), labels, fontsize=8)
         ax.set_ylabel("baseline objective / DAS objective")

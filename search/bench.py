@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dnac.compiler import textable
 from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
 from dnac.compiler.targets import load_target
@@ -170,12 +171,8 @@ def quality_table(cfg: SearchConfig, splits: datasets.Splits, out: Path, progres
 
 # ---------------------------------------------------------------------------- tables
 def _fmt_table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]]) -> str:
-    head = [c[1] for c in cols]
     body = [[format(r[k], f) if f else str(r[k]) for k, _, f in cols] for r in rows]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
-    return "\n".join(lines)
+    return textable.render([c[1] for c in cols], body, left=range(len(cols)))
 
 
 def render(results: dict[str, Any]) -> str:

@@ -136,11 +136,16 @@ class SearchConfig:
         return _plain(d)
 
     def build_space(self, input_shape: tuple[int, int, int], classes: int) -> SearchSpace:
+        """The supernet space for this input; a space that cannot be built is this config's
+        error (its file, `space.<field>`), whether found at load time or once the data is known."""
         s = self.space
-        return fbnet_space(self.name, input_shape, classes, strides=s.strides, stem_stride=s.stem_stride,
-                           width_mult=s.width_mult, depths=s.depths, widths=s.widths, stem_channels=s.stem_channels,
-                           head_channels=s.head_channels, candidates=s.candidates, bits=s.bits,
-                           edge_bits=s.edge_bits)
+        try:
+            return fbnet_space(self.name, input_shape, classes, strides=s.strides, stem_stride=s.stem_stride,
+                               width_mult=s.width_mult, depths=s.depths, widths=s.widths,
+                               stem_channels=s.stem_channels, head_channels=s.head_channels,
+                               candidates=s.candidates, bits=s.bits, edge_bits=s.edge_bits)
+        except DnacError as exc:
+            raise ConfigError(self.source, f"space.{exc.field}" if exc.field else "space", exc.reason) from None
 
 
 def _plain(v: Any) -> Any:
@@ -313,16 +318,18 @@ def parse_config(data: Any, file: str) -> SearchConfig:
     if search_cfg.warmup_epochs >= search_cfg.epochs and search_cfg.method != "flops":
         top.fail("search.warmup_epochs", f"{search_cfg.warmup_epochs} warm-up epochs leave no search epoch "
                  f"(epochs: {search_cfg.epochs})")
-    _check_space(cfg, file)
+    _check_space(cfg)
     return cfg
 
 
-def _check_space(cfg: SearchConfig, file: str) -> None:
-    """Build the space once with a placeholder input so that impossible stages fail here."""
-    try:
-        cfg.build_space((1, 32, 32), 10)
-    except DnacError as exc:
-        raise ConfigError(file, f"space.{exc.field}" if exc.field else "space", exc.reason) from None
+#: The input a config's space is checked against at load time, before its dataset is known (the
+#: command line may still change it): errors that do not depend on the input (widths, candidates,
+#: bits, depths) surface here; the real input is checked when the data is loaded.
+NOMINAL_INPUT: tuple[tuple[int, int, int], int] = ((1, 32, 32), 10)
+
+
+def _check_space(cfg: SearchConfig) -> None:
+    cfg.build_space(*NOMINAL_INPUT)
 
 
 def with_overrides(cfg: SearchConfig, **kw: Any) -> SearchConfig:

@@ -208,14 +208,6 @@ def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_ca
     rel[dw, 1, DIMS.index(Dim.K)] = True
     cap = gb_cap.reshape(n, 3)
     order = dram_order.reshape(n, len(DIMS))
-    # the next larger candidate of a (layer, dim)'s GB size, by one search over all candidate
-    # lists laid end to end (each offset past the previous one's largest value)
-    n_dims = len(DIMS)
-    width = space.cand.shape[-1]
-    offset = int(space.cand.max()) + 1
-    key = np.arange(L * n_dims).reshape(L, n_dims) * offset
-    flat = (key[..., None] + space.cand).ravel()
-    last = np.arange(L * n_dims).reshape(L, n_dims) * width + space.n_cand - 1  # [L, 7]
     rem = -(-bounds[0, layer] // f[:, F_SPATIAL])
     rows = np.nonzero(np.repeat(fits, L))[0]
     eye = np.eye(len(DIMS), dtype=bool)[None]
@@ -225,9 +217,7 @@ def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_ca
         fr = f[rows]
         inner = fr[:, F_RF] * fr[:, F_SPATIAL]
         # every dim's next GB size at once: [N, 7 (dim grown), 7 (dim)]
-        lr = layer[rows]
-        pos = np.minimum(np.searchsorted(flat, key[lr] + fr[:, F_GB], side="right"), last[lr])
-        nxt = np.minimum(flat[pos] - key[lr], -(-rem[rows] // fr[:, F_RF]))  # [N, 7]
+        nxt = np.minimum(space.next_candidate(layer[rows], fr[:, F_GB]), -(-rem[rows] // fr[:, F_RF]))  # [N, 7]
         gb_f = np.where(eye, nxt[:, :, None], fr[:, None, F_GB])  # row d: dim d grown
         ext = inner[:, None] * gb_f
         ok = (nxt > fr[:, F_GB]) & (np.stack(footprints(ext, stride[rows][:, None], dw[rows][:, None]), -1)

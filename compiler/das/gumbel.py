@@ -77,6 +77,8 @@ class KnobLogits(nn.Module):
                 self._size_groups.append((cols, int(ncand[cols].max())))
             lo = hi
         sized = [self._rf[c] for c, _ in self._size_groups] + [self._gb[c] for c, _ in self._size_groups]
+        self._cand_flat = self._cand.reshape(-1, self._cand.shape[-1])  # [L*7, C]
+        self._in_list = torch.arange(self._cand_flat.shape[-1])[None, :] < ncand[:, None]  # [L*7, C] real candidates
         # knob order of the concatenated per-family results, and its inverse
         order = torch.cat([g for g, _ in self._groups] + [self._order.T.reshape(-1)] + sized)
         self._inverse = torch.empty_like(order)
@@ -137,8 +139,7 @@ class KnobLogits(nn.Module):
         _, slot = slots(sp, ch)
         _, rem = remaining(sp, slot, unrolls(sp, ch))
         rem = torch.as_tensor(rem).reshape(batch, -1)  # [B, L*7]
-        cand = self._cand.reshape(-1, self._cand.shape[-1])  # [L*7, C]
-        in_list = torch.arange(cand.shape[-1])[None, :] < self._ncand.reshape(-1)[:, None]  # [L*7, C]
+        cand, in_list = self._cand_flat, self._in_list
         rf_val = torch.ones_like(rem)
         for level, knobs in (("rf", self._rf), ("gb", self._gb)):
             # the RF size among candidates within what the unroll leaves, the GB size within

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 import numpy as np
 
@@ -253,6 +254,23 @@ class DesignSpace:
     def choice_index(self, knob: int, value: object) -> int:
         """Index of `value` among knob `knob`'s choices."""
         return self.knobs[knob].choices.index(value)
+
+    @cached_property
+    def _candidate_runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (layer, dim)'s candidate list laid end to end, each offset past the previous
+        one's largest value, so that one sorted search serves all rows: (offsets [L, 7],
+        flat list, index of each list's last real candidate [L, 7])."""
+        L, n_dims, width = self.cand.shape
+        runs = np.arange(L * n_dims).reshape(L, n_dims)
+        key = runs * (int(self.cand.max()) + 1)
+        return key, (key[..., None] + self.cand).ravel(), runs * width + self.n_cand - 1
+
+    def next_candidate(self, layer: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """[N, 7] the smallest loop-size candidate above `value` [N, 7] for each row's layer
+        (the largest candidate where none is above)."""
+        key, flat, last = self._candidate_runs
+        pos = np.minimum(np.searchsorted(flat, key[layer] + value, side="right"), last[layer])
+        return flat[pos] - key[layer]
 
     def random_choices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """`n` uniformly random choice vectors (every vector decodes to a design)."""
