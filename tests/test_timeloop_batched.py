@@ -18,7 +18,7 @@ from dnac.compiler.timeloop import (
     Storage,
     evaluate,
 )
-from dnac.compiler.timeloop.batched import VGG16, evaluate_batch, random_canonical
+from dnac.compiler.timeloop.batched import VGG16, dram_counts, evaluate_batch, random_canonical
 
 DNAC_DIMS = "NKCRSPQ"
 LEVELS = ("DRAM", "GB", "RF")
@@ -165,3 +165,15 @@ def test_batched_validity_flags() -> None:
     got = evaluate_batch(**spec)
     assert not bool(got.valid.any())
     assert bool(got.fits.all())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dram_only_analysis_equals_the_full_one(seed: int) -> None:
+    """The FPGA model's DRAM-only walk gives exactly the full analysis's DRAM reads and tiles
+    (strided, dilated, depthwise and padded nests included)."""
+    spec = _spec(256, seed, (16, 16))
+    full = evaluate_batch(**spec)
+    reads, part = dram_counts(spec["factors"], spec["perms"], strides=spec["strides"],
+                              dilations=spec["dilations"], depthwise=spec["depthwise"])
+    assert torch.equal(reads, full.reads[:, 0])
+    assert torch.equal(part, full.partition[:, 0])

@@ -15,7 +15,7 @@ import torch
 
 from dnac.compiler.cost import asic, fpga
 from dnac.compiler.cost.base import BatchCost
-from dnac.compiler.cost.canonical import dram_words, nest_stats
+from dnac.compiler.cost.canonical import dram_words
 from dnac.compiler.das.batch import DesignBatch, encode
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.targets import AsicTarget, FpgaTarget
@@ -32,8 +32,7 @@ OBJECTIVES: dict[str, tuple[str, ...]] = {
 def evaluate(batch: DesignBatch, target: Target, *, device: torch.device | None = None) -> BatchCost:
     device = device or torch.device("cpu")
     if isinstance(target, FpgaTarget):
-        stats = nest_stats(batch, device=device)
-        return fpga.evaluate(batch, target, dram_words(stats, *batch.slot.shape), device=device)
+        return fpga.evaluate(batch, target, dram_words(batch, device=device), device=device)
     return asic.evaluate(batch, target, device=device)
 
 

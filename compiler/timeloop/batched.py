@@ -123,9 +123,15 @@ def _walk(rel: torch.Tensor, coef: torch.Tensor, win: torch.Tensor, full: torch.
     d_ok = torch.where(slide.any(-1), d_slide, d_bad)
     tgt = tgt.long()
     tcls = (tgt != 0) & (tgt != tgt[:, :, :1, :1])  # entering in a move's direction: class 1?
-    packed = torch.stack((tgt, tcls.long(), d_ok, d_bad, torch.stack((w1, w2), 3)), 4)  # [B,W,L,2,5]
-    moves = packed.permute(2, 3, 4, 0, 1).unsqueeze(-1).contiguous()  # [L,2,5,B,W,1]
-    skips = torch.stack((~real2, ~real3), 3).permute(2, 3, 0, 1).unsqueeze(-1).contiguous()
+    # Per position and move, [L,2,B,W,1] (positions outermost, contiguous per step of the DP
+    # below), to broadcast over the two entry classes; w x d precomputed.
+    def steps(x: torch.Tensor) -> torch.Tensor:
+        return x.permute(2, 3, 0, 1).unsqueeze(-1).contiguous()
+
+    w = torch.stack((w1, w2), 3)
+    tgt, tcls = steps(tgt), steps(tcls.long())
+    wd_ok, wd_bad, w = steps(w * d_ok), steps(w * d_bad), steps(w)
+    skips = steps(torch.stack((~real2, ~real3), 3))
     # The walk DP of tiles.walk_fills over the 5 direction states collapses to 2 entry classes:
     # positions are compacted, so every walk over loops < j (j >= 1) starts with move 1 of the
     # innermost real loop; entered in state 0 or in that move's own direction X it behaves as
@@ -135,17 +141,17 @@ def _walk(rel: torch.Tensor, coef: torch.Tensor, win: torch.Tensor, full: torch.
     state[..., 1] = 5
     cost = torch.zeros_like(state)
     for m in range(2):
-        t, _, dk, db, w = moves[0, m].unbind(0)
+        t = tgt[0, m]
         ok = (state == 0) | (state == t)
-        cost = cost + w * torch.where(ok, dk, db)
+        cost = cost + torch.where(ok, wd_ok[0, m], wd_bad[0, m])
         state = torch.where(skips[0, m], state, ok * t)
     for j in range(1, npos):
         c1, s1 = cost, state
         for m in range(2):
-            t, tc, dk, db, w = moves[j, m].unbind(0)
+            t = tgt[j, m]
             ok = (s1 == 0) | (s1 == t)
-            cls = ok * tc
-            c1 = c1 + w * (torch.where(ok, dk, db) + cost.gather(-1, cls))
+            cls = ok * tcls[j, m]
+            c1 = c1 + torch.where(ok, wd_ok[j, m], wd_bad[j, m]) + w[j, m] * cost.gather(-1, cls)
             s1 = torch.where(skips[j, m], s1, state.gather(-1, cls))
         cost, state = c1, s1
     return full + torch.stack((cost_wo[..., 0], cost[..., 0], cost_wo[..., 1]), -1)
@@ -176,6 +182,75 @@ def _window_hist(n1: torch.Tensor, n2: torch.Tensor, a: torch.Tensor, b: torch.T
     return h
 
 
+def _first_real(n: torch.Tensor) -> torch.Tensor:
+    """The innermost loop with n > 1 (positions innermost first)."""
+    real = n > 1
+    return real & (torch.cumsum(real, -1) == 1)
+
+
+def _run_walks(dims: torch.Tensor, n: torch.Tensor, st: torch.Tensor, special: torch.Tensor, win: torch.Tensor,
+               full: torch.Tensor, co: torch.Tensor, depthwise: torch.Tensor) -> torch.Tensor:
+    """Fills [B, W, 3] of W walks given per loop position (innermost first) [B, W, L]."""
+    bsz, dev = dims.shape[0], dims.device
+    # Unit loops change nothing anywhere: move them outermost and drop the positions no design uses.
+    order = torch.argsort((n < 2).to(torch.int8), dim=-1, stable=True)
+    used = max(int((n > 1).sum(-1).max().item()), 1)
+    order = order[..., :used]
+    dims, n, st, special = (x.gather(-1, order) for x in (dims, n, st, special))
+    rel = torch.zeros(bsz, 3, 7, dtype=torch.bool, device=dev)
+    rel[:, 0, [K_, C_, R_, S_]] = True
+    rel[:, 1, N_] = True
+    rel[:, 1, K_] = depthwise
+    rel[:, 1, C_] = ~depthwise
+    rel[:, 2, [N_, K_, P_, Q_]] = True
+    coef = torch.zeros(bsz, 2, 7, dtype=torch.int32, device=dev)
+    coef[:, 0, R_], coef[:, 0, P_], coef[:, 1, S_], coef[:, 1, Q_] = co.int().unbind(1)
+    return _walk(rel, coef, win.int(), full, dims, n.int(), st.int(), special)
+
+
+def _gb_walk(dram_dims: torch.Tensor, dram_n: torch.Tensor, ext_gb: torch.Tensor, win: torch.Tensor,
+             words: torch.Tensor, co: torch.Tensor, depthwise: torch.Tensor) -> torch.Tensor:
+    """The GB's fills [B, 3] (= DRAM's reads): its tile (index 1 of `win`/`words`) walked over
+    the DRAM loops (dims innermost first)."""
+    return _run_walks(dram_dims[:, None], dram_n[:, None], ext_gb.gather(1, dram_dims)[:, None],
+                      _first_real(dram_n)[:, None], win[:, 1:2], words[:, 1:2], co, depthwise)[:, 0]
+
+
+def _bc(x: torch.Tensor | float | tuple | None, shape: tuple[int, ...], default: float,
+        dtype: torch.dtype = torch.int64, device: torch.device | None = None) -> torch.Tensor:
+    """`x` (or `default` when None) broadcast to `shape`, whose first axis is the batch."""
+    t = torch.as_tensor(default if x is None else x, dtype=dtype, device=device)
+    return t.expand(shape) if t.dim() < len(shape) or t.shape[0] != shape[0] else t
+
+
+def _setup(factors: torch.Tensor, strides: torch.Tensor | None, dilations: torch.Tensor | None,
+           depthwise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(int64 factors, strides, dilations, depthwise) broadcast over the batch."""
+    f = factors.to(torch.int64)
+    bsz, dev = f.shape[0], f.device
+    return (f, _bc(strides, (bsz, 2), 1, device=dev), _bc(dilations, (bsz, 2), 1, device=dev),
+            _bc(depthwise, (bsz,), False, torch.bool, dev))
+
+
+def dram_counts(factors: torch.Tensor, perms: torch.Tensor, *, strides: torch.Tensor | None = None,
+                dilations: torch.Tensor | None = None,
+                depthwise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, 3] DRAM reads, [B, 3] DRAM tile) per tensor (W, I, O): exactly `evaluate_batch`'s
+    `reads[:, 0]` and `partition[:, 0]`, for a model that prices only off-chip traffic (the
+    FPGA's).  DRAM reads are the GB's fills, so only the GB's walk over the DRAM loops runs --
+    the RF's walk, the multicast analysis and the energies are skipped, which is most of the
+    work."""
+    f, strides, dilations, depthwise = _setup(factors, strides, dilations, depthwise)
+    dram, gb, sp, rf = f.unbind(1)
+    ext_gb = rf * sp * gb
+    co = torch.stack((dilations[:, 0], strides[:, 0], dilations[:, 1], strides[:, 1]), 1)
+    words, win = _geometry(torch.stack((ext_gb * dram, ext_gb), 1), co[:, None], depthwise[:, None])
+    dram_dims = perms[:, 0].to(torch.int64).flip(-1)
+    a_gb = _gb_walk(dram_dims, dram.gather(1, dram_dims), ext_gb, win, words, co, depthwise)
+    part = words[:, 0]
+    return torch.where(torch.tensor([False, False, True], device=f.device), a_gb - part, a_gb), part
+
+
 def evaluate_batch(factors: torch.Tensor, perms: torch.Tensor, bounds: torch.Tensor | None = None, *,
                    strides: torch.Tensor | None = None, dilations: torch.Tensor | None = None,
                    depthwise: torch.Tensor | None = None, spatial_x: torch.Tensor | None = None,
@@ -194,17 +269,13 @@ def evaluate_batch(factors: torch.Tensor, perms: torch.Tensor, bounds: torch.Ten
     unbounded), block_size [B,3] words per vector access per level, energy [B,3,3,2] pJ per vector
     access (level, tensor, read/write), mac_pJ [B], bandwidth [B,3,3] words/cycle per instance
     (level x read/write/shared; inf = unlimited)."""
-    f = factors.to(torch.int64)
+    f, strides, dilations, depthwise = _setup(factors, strides, dilations, depthwise)
     bsz, dev = f.shape[0], f.device
 
     def bc(x: torch.Tensor | float | tuple | None, shape: tuple[int, ...], default: float,
            dtype: torch.dtype = torch.int64) -> torch.Tensor:
-        t = torch.as_tensor(default if x is None else x, dtype=dtype, device=dev)
-        return t.expand(shape) if t.dim() < len(shape) or t.shape[0] != bsz else t
+        return _bc(x, shape, default, dtype, dev)
 
-    strides = bc(strides, (bsz, 2), 1)
-    dilations = bc(dilations, (bsz, 2), 1)
-    depthwise = bc(depthwise, (bsz,), False, torch.bool)
     dram, gb, sp, rf = f.unbind(1)
     perms = perms.to(torch.int64)
 
@@ -216,39 +287,17 @@ def evaluate_batch(factors: torch.Tensor, perms: torch.Tensor, bounds: torch.Ten
     tile, sp_tile = words[:, :3], words[:, 3]
     fan = sp.prod(-1)  # PEs used
 
-    # Loop positions of the two walks, innermost first: RF walk = GB loops then DRAM loops;
-    # GB walk = DRAM loops (padded with unit loops).
+    # The two walks, loop positions innermost first: the RF's over the GB loops then the DRAM
+    # loops, the GB's over the DRAM loops (each run on its own: padding the shorter one to the
+    # longer's positions would double its work).
     gb_dims, dram_dims = perms[:, 1].flip(-1), perms[:, 0].flip(-1)
     gb_n, dram_n = gb.gather(1, gb_dims), dram.gather(1, dram_dims)
-    gb_st, dram_st = ext_sp.gather(1, gb_dims), ext_gb.gather(1, dram_dims)
-    ones = torch.ones_like(dram_n)
-
-    def first_real(n: torch.Tensor) -> torch.Tensor:  # the innermost loop with n > 1
-        real = n > 1
-        return real & (torch.cumsum(real, -1) == 1)
-
-    dims = torch.stack((torch.cat((gb_dims, dram_dims), 1), torch.cat((dram_dims, dram_dims), 1)), 1)
-    n = torch.stack((torch.cat((gb_n, dram_n), 1), torch.cat((dram_n, ones), 1)), 1)
-    st = torch.stack((torch.cat((gb_st, dram_st), 1), torch.cat((dram_st, ones), 1)), 1)
-    no = torch.zeros_like(gb_n, dtype=torch.bool)
-    special = torch.stack((torch.cat((first_real(gb_n) & (fan == 1).unsqueeze(1), no), 1),
-                           torch.cat((first_real(dram_n), no), 1)), 1)
-    # Unit loops change nothing anywhere: move them outermost and drop the positions no design uses.
-    order = torch.argsort((n < 2).to(torch.int8), dim=-1, stable=True)
-    used = max(int((n > 1).sum(-1).max().item()), 1)
-    order = order[..., :used]
-    dims, n, st, special = (x.gather(-1, order) for x in (dims, n, st, special))
-    n, st = n.int(), st.int()
-    rel = torch.zeros(bsz, 3, 7, dtype=torch.bool, device=dev)
-    rel[:, 0, [K_, C_, R_, S_]] = True
-    rel[:, 1, N_] = True
-    rel[:, 1, K_] = depthwise
-    rel[:, 1, C_] = ~depthwise
-    rel[:, 2, [N_, K_, P_, Q_]] = True
-    coef = torch.zeros(bsz, 2, 7, dtype=torch.int32, device=dev)
-    coef[:, 0, R_], coef[:, 0, P_], coef[:, 1, S_], coef[:, 1, Q_] = co.int().unbind(1)
-    fills_walk = _walk(rel, coef, win[:, [2, 1]].int(), tile[:, [2, 1]], dims, n, st, special)  # [B,2,T]
-    a_rf, a_gb = fills_walk[:, 0], fills_walk[:, 1]
+    n_rf = torch.cat((gb_n, dram_n), 1)[:, None]
+    a_rf = _run_walks(torch.cat((gb_dims, dram_dims), 1)[:, None], n_rf,
+                      torch.cat((ext_sp.gather(1, gb_dims), ext_gb.gather(1, dram_dims)), 1)[:, None],
+                      torch.cat((_first_real(gb_n) & (fan == 1).unsqueeze(1), torch.zeros_like(dram_n, dtype=torch.bool)),
+                                1)[:, None], win[:, 2:3], tile[:, 2:3], co, depthwise)[:, 0]
+    a_gb = _gb_walk(dram_dims, dram_n, ext_gb, win, tile, co, depthwise)
 
     # Multicast groups at the GB fan-out and the RF's share of the GB's reads.
     ch = torch.where(depthwise, sp[:, K_], sp[:, C_])
