@@ -164,19 +164,21 @@ COLUMNS.update({
 
 def calibration(*, seed: int = 0, **_: Any) -> list[Row]:
     """dnac's ZC706 model against DNNBuilder's measured designs (DNA Tab. 5), each configured as
-    published (see `cost.calibration`)."""
-    from dnac.compiler.cost.calibration import DNNBUILDER, predicted_gops
+    published (see `cost.calibration`), under both stand-ins for their unpublished per-stage
+    parallelism."""
+    from dnac.compiler.cost.calibration import ALLOCATIONS, DNNBUILDER, predicted_gops
 
     target = load_target("zc706")
     rows: list[Row] = []
-    for d in DNNBUILDER:
-        gops, res = predicted_gops(d, target, seed=seed)
-        rows.append({"design": d.name, "model": d.model, "bits": d.bits, "dsp_published": d.dsp,
-                     "dsp_model": res["dsp"], "bram18k_model": res["bram18k"], "gops_published": d.gops,
-                     "gops_model": gops, "error": gops / d.gops - 1})
+    for rule in ALLOCATIONS:
+        for d in DNNBUILDER:
+            gops, res = predicted_gops(d, target, seed=seed, rule=rule)
+            rows.append({"design": d.name, "model": d.model, "allocation": rule, "bits": d.bits,
+                         "dsp_published": d.dsp, "dsp_model": res["dsp"], "bram18k_model": res["bram18k"],
+                         "gops_published": d.gops, "gops_model": gops, "error": gops / d.gops - 1})
     return rows
 
 
 BENCHES["calibration"] = calibration
-COLUMNS["calibration"] = ["design", "model", "bits", "dsp_published", "dsp_model", "bram18k_model", "gops_published",
+COLUMNS["calibration"] = ["design", "model", "allocation", "bits", "dsp_published", "dsp_model", "bram18k_model", "gops_published",
                           "gops_model", "error"]

@@ -14,6 +14,18 @@ reproduces exactly that in dnac's design space: it fixes the pipeline, the chunk
 (K, C) parallel style and DNNBuilder's proportional (KPF, CPF) allocation, and lets a seeded
 random exploration of the remaining knobs stand in for DNNBuilder's own exploration.  The
 throughput counts the convolution layers, as DNNBuilder's figures do.
+
+DNNBuilder's per-stage (KPF, CPF) are not published, so the allocation is a stand-in, and the
+prediction depends on it.  Two rules are offered:
+
+- `ALLOCATIONS["balanced"]` (the default): any of dnac's unroll choices, padding charged -- the
+  finest allocation, the one that reaches VGG16's measured 96% of the DSP roofline;
+- `ALLOCATIONS["pow2"]`: the rule of IBM's open-source AccDNN (github.com/IBM/AccDNN,
+  `util/optim.py` and `layers/convolution.py`: "The CPF/KPF should be power of 2", each dividing
+  its channel count, at most 64; `settings.py` INPUT_CHANNEL_PADDING pads the image's 3 channels
+  to 4), the RTL generator of DNNBuilder's group, whose column-pipeline architecture DNNBuilder
+  shares.  It caps AlexNet's conv1 at 4 x 32 DSPs, as coarse as its measured 76% of the roofline
+  suggests, but cannot reach VGG16's measured figure at 680 DSPs.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from dnac.compiler.das.space import UNROLL_CHOICES, UNROLL_DIMS, DesignSpace
 from dnac.compiler.targets import FpgaTarget
 from dnac.compiler.vocab import ArchStyle, Dim, NocStyle, OpKind
 from dnac.compiler.workload import zoo
-from dnac.compiler.workload.layer import Workload
+from dnac.compiler.workload.layer import Layer, Workload
 
 
 @dataclass(frozen=True)
@@ -63,16 +75,36 @@ def conv_part(w: Workload) -> Workload:
     return Workload(w.name, w.input_shape, w.batch, tuple(layers), dict(w.target_overrides), w.source)
 
 
-def balanced_unrolls(w: Workload, dsp: int, target: FpgaTarget) -> list[tuple[int, int]]:
+def _pow2_divisors(n: int) -> tuple[int, ...]:
+    """AccDNN's parallelism factors of a channel count: powers of two dividing it, at most 64."""
+    return tuple(f for f in UNROLL_CHOICES[Dim.K] if f & (f - 1) == 0 and n % f == 0)
+
+
+def _choices(layer: Layer, rule: str, first: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(KPF, CPF) candidates of one stage under an allocation rule."""
+    if rule == "balanced":
+        return (tuple(k for k in UNROLL_CHOICES[Dim.K] if k <= layer.K),
+                tuple(c for c in UNROLL_CHOICES[Dim.C] if c <= layer.c_per_group))
+    channels = 4 if first and layer.c_per_group == 3 else layer.c_per_group  # INPUT_CHANNEL_PADDING
+    return _pow2_divisors(layer.K // layer.groups), _pow2_divisors(channels)
+
+
+#: Allocation rules `balanced_unrolls` knows (see the module docstring).
+ALLOCATIONS: tuple[str, ...] = ("balanced", "pow2")
+
+
+def balanced_unrolls(w: Workload, dsp: int, target: FpgaTarget, rule: str = "balanced") -> list[tuple[int, int]]:
     """DNNBuilder's allocation: DSPs go to the stages in proportion to their work, i.e. the
-    (KPF, CPF) of every stage (from dnac's unroll choices, within the layer's K and C) such that
-    the slowest stage is as fast as the DSP budget allows: start every stage at 1 x 1 and keep
-    giving the slowest stage its next larger option while the budget lasts."""
+    (KPF, CPF) of every stage (from the rule's choices) such that the slowest stage is as fast
+    as the DSP budget allows: start every stage at 1 x 1 and keep giving the slowest stage its
+    next larger option while the budget lasts."""
+    if rule not in ALLOCATIONS:
+        raise ValueError(f"unknown allocation rule {rule!r} (known: {', '.join(ALLOCATIONS)})")
     layers = w.compute_layers
     options = []
-    for layer in layers:
-        prods = sorted({(k * c, k, c) for k in UNROLL_CHOICES[Dim.K] for c in UNROLL_CHOICES[Dim.C]
-                        if k <= layer.K and c <= layer.c_per_group})
+    for li, layer in enumerate(layers):
+        kpf, cpf = _choices(layer, rule, li == 0)
+        prods = sorted({(k * c, k, c) for k in kpf for c in cpf})
         best: dict[int, tuple[int, int, int]] = {}
         for p, k, c in prods:  # per product, the pair that pads least
             waste = math.ceil(layer.K / k) * k * math.ceil(layer.c_per_group / c) * c
@@ -128,7 +160,7 @@ def frozen_knobs(space: DesignSpace, unrolls: list[tuple[int, int]]) -> dict[int
 
 
 def configure(design: PublishedDesign, target: FpgaTarget, *, steps: int = 200, seeds: int = 3,
-              seed: int = 0) -> DesignBatch:
+              seed: int = 0, rule: str = "balanced") -> DesignBatch:
     """The published design's configuration; DAS, with every knob that configuration fixes
     frozen, explores the rest (tiling, loop orders, buffers) as DNNBuilder's own exploration
     did -- thoroughly: the best of `seeds` runs of `steps` steps (one short run leaves VGG16's
@@ -137,7 +169,7 @@ def configure(design: PublishedDesign, target: FpgaTarget, *, steps: int = 200, 
     w = conv_part(zoo.get(design.model, w_bits=design.bits, a_bits=design.bits))
     t = target.with_overrides(dsp=design.dsp, clock_mhz=design.clock_mhz)
     space = DesignSpace(w, t)
-    frozen = frozen_knobs(space, balanced_unrolls(w, design.dsp, t))
+    frozen = frozen_knobs(space, balanced_unrolls(w, design.dsp, t, rule))
     runs = [Das(w, t, DasConfig(objective="fps", steps=steps, seed=seed + i, progress=False), frozen=frozen).run()
             for i in range(seeds)]
     best = min(runs, key=lambda r: r.objective)
@@ -145,9 +177,9 @@ def configure(design: PublishedDesign, target: FpgaTarget, *, steps: int = 200, 
 
 
 def predicted_gops(design: PublishedDesign, target: FpgaTarget, *, steps: int = 200, seeds: int = 3,
-                   seed: int = 0) -> tuple[float, dict[str, float]]:
+                   seed: int = 0, rule: str = "balanced") -> tuple[float, dict[str, float]]:
     """dnac's predicted GOP/s for the published configuration, and its resources."""
-    batch = configure(design, target, steps=steps, seeds=seeds, seed=seed)
+    batch = configure(design, target, steps=steps, seeds=seeds, seed=seed, rule=rule)
     t = target.with_overrides(dsp=design.dsp, clock_mhz=design.clock_mhz)
     cost = evaluate(batch, t)
     return float(cost.throughput_gops[0]), {k: float(v[0]) for k, v in cost.resources.items()}
