@@ -140,7 +140,7 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search.")
 @click.option("--budget", type=float, default=None, help="DSP count (zc706) or area in mm^2 (asic).")
 @click.option("--objective", default=None, help="fps or latency (zc706); edp, latency or energy (asic).")
-@click.option("--steps", type=int, default=None, help="DAS gradient steps [default: 100].")
+@click.option("--steps", type=int, default=None, help="DAS gradient steps [default: 64].")
 @click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
 def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
           steps: int | None, force: bool) -> None:

@@ -84,3 +84,12 @@ def test_inspect_space(capsys) -> None:
     assert space["paper_log10_size"] == 27.35 and space["log10_size"] > space["paper_log10_size"]
     code, out, _ = run(capsys, "inspect", "tiny", "--space")
     assert "design space on zc706" in out and "2.24E+27" in out
+
+
+def test_build_help_states_the_real_step_default(capsys) -> None:
+    """`--steps` is looked up lazily (no torch import for --help), so its help text holds the
+    default as a literal: it must be the search's."""
+    from dnac.compiler.das.search import DasConfig
+
+    code, out, _ = run(capsys, "build", "--help")
+    assert code == 0 and f"DAS gradient steps [default: {DasConfig.steps}]" in " ".join(out.split())
