@@ -47,6 +47,7 @@ class BuildOptions:
     objective: str | None = None  # default per target kind
     force: bool = False  # overwrite an existing folder dnac did not write
     steps: int = DasConfig.steps
+    refine: int = 0  # hill-climbing rounds after DAS
     progress: bool | None = None
 
 
@@ -119,11 +120,13 @@ def build(opts: BuildOptions) -> Path:
         search = {"method": "none (design.yaml re-costed)", "evaluations": 1, "seconds": 0.0}
         history: list[dict[str, float]] = []
     else:
-        cfg = DasConfig(objective=objective, seed=opts.seed, steps=opts.steps, progress=opts.progress)
+        cfg = DasConfig(objective=objective, seed=opts.seed, steps=opts.steps, progress=opts.progress,
+                        refine=opts.refine)
         result = Das(w, target, cfg).run()
         design = result.design
         search = {"method": "das", "objective": objective, "evaluations": result.evaluations,
-                  "seconds": round(result.seconds, 3), "seed": opts.seed, "steps": cfg.steps, "batch": cfg.batch}
+                  "seconds": round(result.seconds, 3), "seed": opts.seed, "steps": cfg.steps, "batch": cfg.batch,
+                  "refine": cfg.refine}
         history = result.history
     report = report_dict(design, target, search)  # cost
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")

@@ -141,9 +141,11 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
 @click.option("--budget", type=float, default=None, help="DSP count (zc706) or area in mm^2 (asic).")
 @click.option("--objective", default=None, help="fps or latency (zc706); edp, latency or energy (asic).")
 @click.option("--steps", type=int, default=None, help="DAS gradient steps [default: 64].")
+@click.option("--refine", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Rounds of hill climbing after DAS, 64 neighbour designs each (0: DAS as in the papers).")
 @click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
 def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
-          steps: int | None, force: bool) -> None:
+          steps: int | None, refine: int, force: bool) -> None:
     """Search an accelerator for MODEL (or re-cost a design.yaml) and emit its project.
 
     Writes design.yaml, report.json and hls/ (zc706) or timeloop/ (asic) into the output folder.
@@ -158,7 +160,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 
         raise TargetError(target_name, "--target", f"unknown target {target_name!r} (known: {', '.join(known_targets())})")
     opts = BuildOptions(model=model, target=target_name, out=out, seed=seed, budget=budget, objective=objective,
-                        force=force, steps=steps if steps is not None else DasConfig.steps)
+                        force=force, steps=steps if steps is not None else DasConfig.steps, refine=refine)
     path = run_build(opts)
     report = json.loads((path / "report.json").read_text())
     click.echo(f"{report['model']} on {report['target']}: {report['fps']:.4g} FPS, {report['throughput_gops']:.4g} GOP/s, "

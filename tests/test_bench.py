@@ -11,12 +11,13 @@ from dnac.compiler import bench
 
 
 def test_bench_das_on_the_tiny_model_writes_table_json_and_figure(tmp_path: Path) -> None:
-    text, path = bench.run("das", tmp_path, models=("tiny",), random_pool=512)
+    text, path = bench.run("das", tmp_path, models=("tiny",), random_pool=512, refine=2)
     assert path == tmp_path / "bench_das.json"
     rows = json.loads(path.read_text())["rows"]
     assert [(r["target"], r["model"]) for r in rows] == [("zc706", "tiny"), ("asic", "tiny")]
     for r in rows:
         assert r["das"] > 0 and r["evaluations"] > 512 and r["gain_vs_equal"] > 0
+        assert r["das_refined"] <= r["das"] and r["refined_evaluations"] == r["evaluations"] + 2 * 64
         assert all(r[f"frozen_{f}"] > 0 for f in ("loop_order", "chunk_assignment", "noc_style", "buffer_split"))
     fpga = rows[0]
     assert fpga["das"] >= fpga["bound"] and fpga["random_equal"] >= fpga["bound"]  # a lower bound indeed

@@ -59,7 +59,20 @@ def test_build_design_yaml_recosts_without_search(capsys, tmp_path: Path) -> Non
     assert not (second / "search.svg").exists()  # nothing was searched
 
 
+def test_build_refine_climbs_after_das(capsys, tmp_path: Path) -> None:
+    plain, refined = tmp_path / "plain", tmp_path / "refined"
+    assert run(capsys, "build", "tiny", "--target", "zc706", "--out", str(plain), *STEPS)[0] == 0
+    code, _, err = run(capsys, "build", "tiny", "--target", "zc706", "--out", str(refined), *STEPS, "--refine", "2")
+    assert code == 0, err
+    a = json.loads((plain / "report.json").read_text())
+    b = json.loads((refined / "report.json").read_text())
+    assert a["search"]["refine"] == 0 and b["search"]["refine"] == 2
+    assert b["search"]["evaluations"] == a["search"]["evaluations"] + 2 * 64
+    assert b["cycles_per_frame"] <= a["cycles_per_frame"]
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--target", "zc706", "--refine", "-1"], "Invalid value for '--refine'"),
     (["--target", "zc706", "--budget", "0"], "--budget: must be positive"),
     (["--target", "zc706", "--budget", "2.5"], "a DSP budget is a whole number"),
     (["--target", "zc706", "--budget", "5000"], "exceed the 900"),

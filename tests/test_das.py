@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from dnac.compiler.cost.model import evaluate
 from dnac.compiler.das.decode import decode, remaining, slots, unrolls
 from dnac.compiler.das.gumbel import KnobLogits
-from dnac.compiler.das.search import Das, DasConfig, random_search
+from dnac.compiler.das.search import Das, DasConfig, hill_climb, random_search
 from dnac.compiler.das.space import DesignSpace
 from dnac.compiler.errors import BudgetError
 from dnac.compiler.targets import load_target
@@ -74,6 +74,38 @@ def test_das_beats_equal_budget_random_search(seed: int) -> None:
     r = Das(w, target, DasConfig(steps=60, batch=64, seed=seed, progress=False)).run()
     best_random, _ = random_search(w, target, r.evaluations, objective="fps", seed=seed)
     assert r.objective < best_random
+
+
+def test_refinement_never_worsens_counts_its_evaluations_and_keeps_frozen_knobs() -> None:
+    w, target = zoo.get("tiny_mbv2"), ZC706.with_overrides(dsp=64)
+    space = DesignSpace(w, target)
+    frozen = {int(k): 0 for k in space.i_noc}  # every chunk's NoC style fixed
+    plain = Das(w, target, FAST, frozen=frozen).run()
+    cfg = DasConfig(steps=8, batch=32, progress=False, refine=6)
+    refined = Das(w, target, cfg, frozen=frozen).run()
+    again = Das(w, target, cfg, frozen=frozen).run()
+    assert refined.objective <= plain.objective
+    assert refined.evaluations == plain.evaluations + 6 * 32
+    assert (refined.choices == again.choices).all()  # deterministic under the seed
+    assert all(refined.choices[k] == 0 for k in frozen)
+    cost = evaluate(decode(space, refined.choices[None]), target)
+    assert bool(cost.feasible[0]) and float(cost.objective("fps")[0]) == refined.objective
+
+
+def test_hill_climb_moves_only_to_better_neighbours() -> None:
+    """From a random design, every accepted move lowers the objective and changes one or two
+    mutable knobs."""
+    w = zoo.get("tiny")
+    space = DesignSpace(w, ZC706)
+    rng = np.random.default_rng(0)
+    start = space.random_choices(1, rng)[0]
+    value = float(evaluate(decode(space, start[None]), ZC706).objective("fps")[0])
+    mutable = np.flatnonzero(space.n_choices > 1)[::2]
+    choice, climbed, n = hill_climb(space, ZC706, "fps", start, value, rounds=1, batch=16, mutable=mutable, rng=rng)
+    assert n == 16 and climbed <= value
+    changed = np.flatnonzero(choice != start)
+    assert set(changed) <= set(mutable) and len(changed) <= 2
+    assert (len(changed) > 0) == (climbed < value)
 
 
 def test_no_feasible_design_is_a_budget_error() -> None:
