@@ -96,7 +96,7 @@ def das(*, models: tuple[str, ...] = ("alexnet", "vgg16", "resnet18", "mobilenet
     climbing (`dnac build --refine`); DAS with one knob family frozen at a time."""
     from dnac.compiler.build import DEFAULT_OBJECTIVE
     from dnac.compiler.cost.fpga import frame_cycles_bound
-    from dnac.compiler.das.search import ABLATIONS, Das, DasConfig, frozen_defaults, hill_climb, random_search
+    from dnac.compiler.das.search import ABLATIONS, Das, DasConfig, frozen_defaults, random_search
 
     rows: list[Row] = []
     # minutes of work (the 100,000-design pool dominates): a bar per (target, model) on a terminal
@@ -108,7 +108,8 @@ def das(*, models: tuple[str, ...] = ("alexnet", "vgg16", "resnet18", "mobilenet
         objective = DEFAULT_OBJECTIVE[target.KIND]
         w = zoo.get(model)
         cfg = DasConfig(objective=objective, seed=seed, progress=False)
-        result = Das(w, target, cfg).run()
+        search = Das(w, target, cfg)
+        result = search.run()
         equal, _ = random_search(w, target, result.evaluations, objective=objective, seed=seed)
         pool, _ = random_search(w, target, random_pool, objective=objective, seed=seed + 1)
         row: Row = {
@@ -119,10 +120,7 @@ def das(*, models: tuple[str, ...] = ("alexnet", "vgg16", "resnet18", "mobilenet
         }
         if refine:
             t0 = time.perf_counter()
-            space = DesignSpace(w, target)
-            _, refined, extra = hill_climb(space, target, objective, result.choices, result.objective,
-                                           rounds=refine, batch=cfg.batch, mutable=np.flatnonzero(space.n_choices > 1),
-                                           rng=np.random.default_rng(seed))
+            _, refined, extra = search.refine(result.choices, result.objective, refine)
             row.update({"das_refined": refined, "refined_gain_vs_pool": pool / refined,
                         "refined_seconds": round(result.seconds + time.perf_counter() - t0, 2),
                         "refined_evaluations": result.evaluations + extra})
@@ -132,9 +130,8 @@ def das(*, models: tuple[str, ...] = ("alexnet", "vgg16", "resnet18", "mobilenet
             row["bound"] = frame_cycles_bound(w, target)
             row["random_over_bound"] = equal / row["bound"]
         if ablation:
-            space = DesignSpace(w, target)
             for family in ABLATIONS:
-                frozen = Das(w, target, cfg, frozen=frozen_defaults(space, family)).run()
+                frozen = Das(w, target, cfg, frozen=frozen_defaults(search.space, family)).run()
                 row[f"frozen_{family}"] = frozen.objective / result.objective
         rows.append(row)
     return rows

@@ -16,11 +16,11 @@ random exploration of the remaining knobs stand in for DNNBuilder's own explorat
 throughput counts the convolution layers, as DNNBuilder's figures do.
 
 DNNBuilder's per-stage (KPF, CPF) are not published, so the allocation is a stand-in, and the
-prediction depends on it.  Two rules are offered:
+prediction depends on it.  Two rules are offered (`ALLOCATIONS`):
 
-- `ALLOCATIONS["balanced"]` (the default): any of dnac's unroll choices, padding charged -- the
+- `balanced` (the default): any of dnac's unroll choices, padding charged -- the
   finest allocation, the one that reaches VGG16's measured 96% of the DSP roofline;
-- `ALLOCATIONS["pow2"]`: the rule of IBM's open-source AccDNN (github.com/IBM/AccDNN,
+- `pow2`: the rule of IBM's open-source AccDNN (github.com/IBM/AccDNN,
   `util/optim.py` and `layers/convolution.py`: "The CPF/KPF should be power of 2", each dividing
   its channel count, at most 64; `settings.py` INPUT_CHANNEL_PADDING pads the image's 3 channels
   to 4), the RTL generator of DNNBuilder's group, whose column-pipeline architecture DNNBuilder

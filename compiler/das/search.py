@@ -184,6 +184,12 @@ class Das:
         return g[:, None] + cfg.local_weight * local
 
     # ------------------------------------------------------------------ search
+    def refine(self, choice: np.ndarray, value: float, rounds: int) -> tuple[np.ndarray, float, int]:
+        """`hill_climb` from a design of this search over its learnable knobs (frozen ones stay)."""
+        mutable = np.flatnonzero((self.learnable.numpy() > 0) & (self.space.n_choices > 1))
+        return hill_climb(self.space, self.target, self.config.objective, choice, value, rounds=rounds,
+                          batch=self.config.batch, mutable=mutable, rng=np.random.default_rng(self.config.seed))
+
     def run(self) -> DasResult:
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -222,10 +228,7 @@ class Das:
         if mv < best_value:
             best_value, best_choice = mv, mode[0]
         if cfg.refine and best_choice is not None and math.isfinite(best_value):
-            mutable = np.flatnonzero((self.learnable.numpy() > 0) & (self.space.n_choices > 1))
-            best_choice, best_value, n = hill_climb(self.space, self.target, cfg.objective, best_choice, best_value,
-                                                    rounds=cfg.refine, batch=cfg.batch, mutable=mutable,
-                                                    rng=np.random.default_rng(cfg.seed))
+            best_choice, best_value, n = self.refine(best_choice, best_value, cfg.refine)
             evaluations += n
         seconds = time.perf_counter() - start
         if best_choice is None or not math.isfinite(best_value):
