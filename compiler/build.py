@@ -132,9 +132,10 @@ def build(opts: BuildOptions) -> Path:
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with atomic_output(out, force=opts.force) as tmp:  # emit
         (tmp / "design.yaml").write_text(design_yaml.dump(design), encoding="utf-8")
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if history:
             das_history(history, objective, f"DAS: {w.name} on {target.name}", tmp / "search.svg")
         backend = BACKENDS[target.KIND]()
         backend.write(design, target, tmp, seed=opts.seed)
+        report.update(backend.report)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return out

@@ -125,14 +125,15 @@ def _text(root: Path, rel: str) -> str:
 @pytest.mark.parametrize("model,seed", [("tiny", 0), ("tiny_mbv2", 2), ("odd", 1), ("tiny_mbv2", 0)])
 def test_engines_follow_the_ir(tmp_path: Path, model: str, seed: int) -> None:
     """One engine per chunk; unrolled loops bounded by the chunk's unroll (so by its PE array);
-    PIPELINE II=1 in every engine's compute loop nest; buffers partitioned along unrolled dims;
+    PIPELINE II=1 in every engine's compute loop nest; buffers partitioned into their banks;
     DATAFLOW exactly in the pipeline style; run_hls.tcl names the target's part and clock."""
     g = design(model, seed, "zc706")
     write(g, "zc706", tmp_path, seed)
     for cid, chunk in g.chunks.items():
         src = _text(tmp_path, f"src/engine_c{cid}.cpp")
         consts = {m[1]: int(m[2]) for m in re.finditer(rf"c{cid}_U_([NKCRSPQ]) = (\d+);", src)}
-        assert consts == {d.value: u for d, u in chunk.unroll.items() if u > 1}
+        assert consts == {d.value: chunk.unroll_of(d) for d in (Dim.K, Dim.C, Dim.R, Dim.S, Dim.P, Dim.Q)}
+        consts = {d: u for d, u in consts.items() if u > 1}
         unrolled = re.findall(rf"for \(int s([NKCRSPQ]) = 0; s\1 < c{cid}_U_\1; \+\+s\1\) {{\n#pragma HLS UNROLL", src)
         assert sorted(unrolled) == sorted(consts)
         assert math_prod(consts.values()) <= chunk.pe_array[0] * chunk.pe_array[1]
@@ -142,11 +143,12 @@ def test_engines_follow_the_ir(tmp_path: Path, model: str, seed: int) -> None:
             assert compute.count("#pragma HLS PIPELINE II=1") == 1
             last = list(re.finditer(r"for \(int [gr][NKCRSPQ] = 0[^\n]*\n(#pragma[^\n]*\n)+", compute))[-1]
             assert "PIPELINE II=1" in last.group(0)
-        order = "".join(re.findall(r"for \(int d([NKCRSPQ]) = 0", src))
+        order = "".join(re.findall(r"nxt\[DNAC_([NKCRSPQ])\] \+= 1;", src))[::-1]  # the tile odometer
         assert order == "".join(d.value for d in chunk.loop_order["DRAM"] if any(
             n.mapping.factor("DRAM", d) > 1 for n in g.chunk_layers(cid)))
-        if any(u > 1 for u in chunk.unroll.values()):
-            assert "#pragma HLS ARRAY_PARTITION" in src
+        for buf in ("w_buf", "i_buf", "o_buf"):
+            for dim in (1, 2):
+                assert f"ARRAY_PARTITION variable={buf} complete dim={dim}" in src
     top = _text(tmp_path, "src/dnac_top.cpp")
     assert ("#pragma HLS DATAFLOW" in top) == (g.arch is ArchStyle.PIPELINE)
     assert "port=return bundle=control" in top and "m_axi port=weights_c0" in top and "m_axi port=fmaps_c0" in top

@@ -3,14 +3,16 @@
 A back-end turns a mapped `DesignGraph` into the files of one target kind, under its own
 subfolder of the build's output (`hls/` for an FPGA target, `timeloop/` for an ASIC one).  The
 caller (`dnac build`) creates the output folder (a temporary one, moved into place atomically)
-and writes design.yaml and report.json itself; `write` only adds the target's tree.
+and writes design.yaml and report.json itself; `write` only adds the target's tree, and leaves
+in `report` what report.json should say of it (the HLS back-end: `hls_resources`, the resources
+its project declares, counted from what it emitted).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.targets import Target
@@ -21,6 +23,9 @@ class Backend(ABC):
 
     name: ClassVar[str]  # short name ("hls", "timeloop"); also the subfolder it writes
     template_dir: ClassVar[str]  # its folder under templates/ (mirrors this module's name)
+
+    def __init__(self) -> None:
+        self.report: dict[str, Any] = {}  # report.json sections about the last tree written
 
     @abstractmethod
     def write(self, design: DesignGraph, target: Target, out_dir: Path, *, seed: int) -> list[Path]:

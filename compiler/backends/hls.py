@@ -29,6 +29,7 @@ import numpy as np
 
 from dnac.compiler import refmodel
 from dnac.compiler.backends.base import Backend, write_files
+from dnac.compiler.cost import fpga_buffers
 from dnac.compiler.backends.render import read_static, render
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import Chunk
@@ -97,44 +98,39 @@ def _tiles(node: LayerNode) -> dict[Dim, int]:
     return {d: m.factor("GB", d) * m.spatial_factor(d) * m.factor("RF", d) for d in DIMS}
 
 
-def _tile_channels(node: LayerNode, tiles: dict[Dim, int]) -> int:
-    """The most input channels one DRAM tile touches (`dnac_tile_channels` in dnac_ops.h)."""
-    layer, m = node.layer, node.mapping
-    assert m is not None
-    if layer.groups == 1:
-        return tiles[Dim.C]
-    kg = layer.K // layer.groups
-    most = tiles[Dim.C]
-    for i in range(m.factor("DRAM", Dim.K)):
-        b = i * tiles[Dim.K]
-        hi = min(b + tiles[Dim.K], layer.K) - 1
-        if hi >= b:
-            most = max(most, (hi // kg - b // kg + 1) * tiles[Dim.C])
-    return most
-
-
-def _partition(var: str, dim: int, factor: int, extent: int) -> dict[str, Any] | None:
-    if factor <= 1 or extent <= 1:
-        return None
-    return {"var": var, "dim": dim, "factor": "complete" if factor >= extent else factor}
-
-
 def _acc_bits(nodes: list[LayerNode]) -> int:
-    """Accumulator width: no sum of products (plus bias) of any layer of the chunk overflows."""
-    most = 0
-    for n in nodes:
-        lyr = n.layer
-        bound = lyr.c_per_group * lyr.R * lyr.S * (1 << (lyr.w_bits - 1)) * (1 << (lyr.a_bits - 1))
-        bound += (1 << (lyr.w_bits + lyr.a_bits - 3)) if lyr.bias else 0
-        most = max(most, bound)
-    bits = most.bit_length() + 1
+    """Accumulator width of a chunk: no sum of products (plus bias) of any of its layers overflows."""
+    bits = max(fpga_buffers.acc_bits(n.layer) for n in nodes)
     if bits > 62:
         raise DesignError("<hls>", "bits", f"accumulators of {bits} bits exceed the 62 bits the output stage allows")
     return bits
 
 
-def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]]) -> dict[str, Any]:
+def _axis(chunk: Chunk, out: Dim, red: Dim) -> tuple[str, str | None]:
+    """How the engine banks input rows (P/R) or columns (Q/S): `dnac_geometry`'s mode and the
+    unrolled dim whose lane picks the bank."""
+    u_out, u_red = chunk.unroll_of(out), chunk.unroll_of(red)
+    if u_out > 1 and u_red > 1:
+        raise DesignError("<hls>", f"chunks[{chunk.id}].unroll", f"unrolls both {out} and {red}: no NoC style of "
+                          "dnac's does, and the engine's input banks serve one of them along an axis")
+    if u_out > 1:
+        return "DNAC_AXIS_OUT", out.value
+    if u_red > 1:
+        return "DNAC_AXIS_RED", red.value
+    return "DNAC_AXIS_NONE", None
+
+
+def chunk_buffers(chunk: Chunk, nodes: list[LayerNode]) -> list[fpga_buffers.Buffer]:
+    """The W / I / O buffers the engine of `chunk` declares (`fpga_buffers`, as the cost model)."""
+    gb = chunk.gb
+    return fpga_buffers.chunk_buffers(chunk.unroll, (gb.W, gb.I, gb.O), (chunk.w_bits, chunk.a_bits, _acc_bits(nodes)),
+                                      chunk.depthwise)
+
+
+def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]], target: FpgaTarget) -> dict[str, Any]:
     """The template context of one chunk's engine."""
+    if chunk.unroll_of(Dim.N) > 1:
+        raise DesignError("<hls>", f"chunks[{chunk.id}].unroll.N", "the engine does not unroll the batch")
     p = f"c{chunk.id}_"
     tiles = {n.name: _tiles(n) for n in nodes}
     maps = {n.name: n.mapping for n in nodes}
@@ -149,41 +145,52 @@ def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]]) 
                       if most(lambda n, d=d, lvl=lvl: maps[n.name].factor(lvl, d)) > 1]
         trip[lvl] = {d: most(lambda n, d=d, lvl=lvl: maps[n.name].factor(lvl, Dim(d))) for d in loops[lvl]}
     unrolled = [d for d in _SPATIAL_ORDER if chunk.unroll_of(d) > 1]
-    t = {d: most(lambda n, d=d: tiles[n.name][d]) for d in DIMS}
-    ih = most(lambda n: (tiles[n.name][Dim.P] - 1) * n.layer.stride[0] + tiles[n.name][Dim.R])
-    iw = most(lambda n: (tiles[n.name][Dim.Q] - 1) * n.layer.stride[1] + tiles[n.name][Dim.S])
-    ich = most(lambda n: _tile_channels(n, tiles[n.name]))
-    wbuf = [t[Dim.K], t[Dim.C], t[Dim.R], t[Dim.S]]
-    ibuf = [t[Dim.N], ich, ih, iw]
-    obuf = [t[Dim.N], t[Dim.K], t[Dim.P], t[Dim.Q]]
-    u = chunk.unroll_of
-    ch_par = u(Dim.C) * (u(Dim.K) if any(n.layer.groups > 1 for n in nodes) else 1)
-    parts = [
-        _partition("w_buf", 1, u(Dim.K), wbuf[0]), _partition("w_buf", 2, u(Dim.C), wbuf[1]),
-        _partition("w_buf", 3, u(Dim.R), wbuf[2]), _partition("w_buf", 4, u(Dim.S), wbuf[3]),
-        _partition("i_buf", 1, u(Dim.N), ibuf[0]), _partition("i_buf", 2, ch_par, ibuf[1]),
-        _partition("i_buf", 3, u(Dim.P) * u(Dim.R), ibuf[2]), _partition("i_buf", 4, u(Dim.Q) * u(Dim.S), ibuf[3]),
-        _partition("o_buf", 1, u(Dim.N), obuf[0]), _partition("o_buf", 2, u(Dim.K), obuf[1]),
-        _partition("o_buf", 3, u(Dim.P), obuf[2]), _partition("o_buf", 4, u(Dim.Q), obuf[3]),
-    ]
+    rows, row_dim = _axis(chunk, Dim.P, Dim.R)
+    cols, col_dim = _axis(chunk, Dim.Q, Dim.S)
+    bufs = chunk_buffers(chunk, nodes)
     inner = [[lvl, d] for lvl in ("GB", "RF") for d in loops[lvl]]
-    gb, rf = chunk.gb, chunk.rf
+    u = chunk.unroll_of
     return {
         "id": chunk.id, "p": p, "tag": f"c{chunk.id}", "noc": chunk.noc.value if chunk.noc else "any", "pe_array": list(chunk.pe_array),
         "pes": chunk.pes, "layer_names": [n.name for n in nodes],
         "unroll": [{"dim": d.value, "size": u(d)} for d in unrolled],
+        "U": {d.value: u(d) for d in DIMS},
         "unrolled": [d.value for d in unrolled],
         "out_unrolled": [d.value for d in unrolled if d not in _REDUCTION],
         "red_unrolled": [d.value for d in unrolled if d in _REDUCTION],
         "loops": loops, "trip": trip, "innermost": inner[-1] if inner else None,
+        "red_dram": [d for d in ("C", "R", "S") if d in loops["DRAM"]],
         "order": {lvl: "".join(d.value for d in chunk.loop_order[lvl]) for lvl in CANONICAL_LEVELS},
-        "prev_dims": [d.value for d in DIMS if d.value in loops["DRAM"] or d not in _REDUCTION],
         "all_dims": [d.value for d in DIMS],
-        "wbuf": wbuf, "ibuf": ibuf, "obuf": obuf, "partitions": [x for x in parts if x is not None],
-        "bits": {"w": chunk.w_bits, "a": chunk.a_bits, "acc": _acc_bits(nodes)},
-        "gb": [gb.W, gb.I, gb.O], "rf": [rf.W, rf.I, rf.O],
-        "buffer_words": math.prod(wbuf) + math.prod(ibuf) + math.prod(obuf),
+        "dw": chunk.depthwise, "ch_dim": "K" if chunk.depthwise else "C",
+        "rows": rows, "row_dim": row_dim, "cols": cols, "col_dim": col_dim,
+        "tmax": {d.value: most(lambda n, d=d: tiles[n.name][d]) for d in DIMS},
+        "ihmax": most(lambda n: (tiles[n.name][Dim.P] - 1) * n.layer.stride[0] + tiles[n.name][Dim.R]),
+        "iwmax": most(lambda n: (tiles[n.name][Dim.Q] - 1) * n.layer.stride[1] + tiles[n.name][Dim.S]),
+        "tiles_max": most(lambda n: math.prod(maps[n.name].factor("DRAM", d) for d in DIMS)),
+        "buffers": [{"var": f"{b.tensor.lower()}_buf", "tensor": b.tensor, "banks": b.banks, "depth": b.depth,
+                     "width": b.width, "words": b.words, "lutram": b.lutram, "bram18k": b.bram18k(target),
+                     "luts": b.luts()} for b in bufs],
+        "bits": {"w": chunk.w_bits, "a": chunk.a_bits, "acc": bufs[2].width},
+        "dsp": fpga_buffers.dsp_count(chunk.pes, chunk.w_bits, chunk.a_bits, target),
+        "gb": [chunk.gb.W, chunk.gb.I, chunk.gb.O],
         "hosted": hosted,
+    }
+
+
+def hls_resources(engines: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the emitted project declares, counted from the engines' arrays and PE arrays:
+    report.json's `hls_resources` (to equal the cost model's `resources`)."""
+    arrays = [{"array": f"{e['p']}{b['var']}", "shape": [fpga_buffers.COPIES, b["banks"], b["depth"]],
+               "width": b["width"], "storage": "lutram" if b["lutram"] else "bram18k",
+               "bram18k": b["bram18k"], "lutram_luts": b["luts"]} for e in engines for b in e["buffers"]]
+    return {
+        "dsp": sum(e["dsp"] for e in engines),
+        "bram18k": sum(a["bram18k"] for a in arrays),
+        "lutram_luts": sum(a["lutram_luts"] for a in arrays),
+        "engines": [{"chunk": e["id"], "pes": e["pes"], "mac_bits": [e["bits"]["w"], e["bits"]["a"]], "dsp": e["dsp"]}
+                    for e in engines],
+        "arrays": arrays,
     }
 
 
@@ -274,7 +281,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
         nodes = [n for n in design.nodes() if n.chunk == cid]
         if nodes:
             hosted = [ctx for ctx in layers if ctx["chunk"] == cid]
-            engines.append(_engine(design.chunks[cid], nodes, hosted))
+            engines.append(_engine(design.chunks[cid], nodes, hosted, target))
     engine_of = {e["id"]: e for e in engines}
     outputs = [{"name": name, "offset": tensors[name].offset, "words": tensors[name].size} for name in w.outputs]
     w_bits = max([n.layer.w_bits for n in design.nodes() if n.layer.has_macs])
@@ -288,6 +295,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
                 "input_off": tensors[INPUT].offset, "input_words": tensors[INPUT].size},
         "types": {"wgt_bits": w_bits, "fmap_bits": max(bits.values())},
         "expected_words": sum(o["words"] for o in outputs),
+        "hls_resources": hls_resources(engines),
     }
     fmap_bits = max(bits.values())
     files = {
@@ -312,6 +320,7 @@ class HlsBackend(Backend):
             raise DesignError(design.name, "target", f"the HLS back-end needs an FPGA target, not {target.name!r}")
         proj = project(design, target, seed=seed)
         ctx = proj.context
+        self.report = {"hls_resources": ctx["hls_resources"]}
         engine_files = {f"src/engine_c{e['id']}.cpp": e for e in ctx["engines"]}
         hls_sources = ["src/dnac_top.cpp", *engine_files]
         sources = [*hls_sources, "tb/testbench.cpp"]

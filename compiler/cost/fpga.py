@@ -13,10 +13,12 @@ flattened, DNNBuilder-style ping-pong buffers):
               compute (double buffering), then the last tile's compute
 
 Resources per chunk: DSP48 from the PE count and the precision rule of the target file
-(16-bit: one MAC per DSP; 8-bit: two by operand packing; narrow MACs in LUTs); BRAM18K from
-each buffer split into as many banks as the array reads words per cycle, each bank double
-buffered (a bank too small for a BRAM18K goes to LUTRAM); LUT and FF from per-PE accumulators
-and per-chunk control.  A design over any budget is infeasible.
+(16-bit: one MAC per DSP; 8-bit: two by operand packing; narrow MACs in LUTs); BRAM18K and
+LUTRAM from the W / I / O buffers exactly as the HLS engine declares them (`fpga_buffers`:
+ping-pong copies of as many banks as the PE array reads per cycle); LUT and FF from per-PE
+accumulators and operand registers and per-chunk control.  The RF level of the mapping is a loop
+level on the FPGA, not a memory: a PE's operands come from the GB banks every cycle.  A design
+over any budget, or with a tile that does not fit its banks, is infeasible.
 """
 
 from __future__ import annotations
@@ -26,24 +28,20 @@ import math
 import numpy as np
 import torch
 
+from dnac.compiler.cost import fpga_buffers as buffers
 from dnac.compiler.cost.base import AuxTable, BatchCost, roll_up
-from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, DesignBatch
+from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, F_SPATIAL, DesignBatch
 from dnac.compiler.targets import FpgaTarget
 from dnac.compiler.vocab import DIMS, Dim
 from dnac.compiler.workload.layer import Workload
 
-#: Accumulator width of partial sums held on chip or spilled to DRAM (HLS `ap_int<32>`).
+#: Accumulator width of partial sums spilled to DRAM (the on-chip O buffers hold each chunk's
+#: own width, `fpga_buffers.acc_bits`).
 ACC_BITS = 32
 #: Pipeline depth of one engine: BRAM read (2) + DSP48E1 multiply-add (4, fully pipelined
 #: AREG/MREG/PREG, UG479 ch. 2) + write-back (2), plus one adder stage per halving of a
 #: spatial reduction (added per chunk).
 PIPELINE_BASE = 8
-#: BRAM18K geometry (UG473): 18,432 bits, 36 bits read per cycle at the widest aspect ratio.
-BRAM18K_BITS = 18432
-BRAM18K_PORT_BITS = 36
-#: A bank of at most this many words is built from LUTRAM (64 x 1 per LUT6) instead of BRAM.
-LUTRAM_MAX_WORDS = 64
-LUT_PER_LUTRAM_BITS = 64
 #: Estimates of ours for the logic around each MAC: a 32-bit accumulator and operand registers
 #: (FF), the accumulator's adder and a small mux (LUT); and per chunk the loop counters, address
 #: generators and AXI bursts of an HLS engine.
@@ -59,30 +57,38 @@ def _t(x: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float64) 
     return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
 
 
+def slot_acc_bits(batch: DesignBatch) -> np.ndarray:
+    """[B, S] accumulator width of every slot: the widest its layers need (0 for unused slots)."""
+    acc = np.zeros(batch.noc.shape, dtype=np.int64)
+    rows = np.repeat(np.arange(batch.size), batch.slot.shape[1])
+    np.maximum.at(acc, (rows, batch.slot.reshape(-1)), np.tile(batch.table.acc_bits, batch.size))
+    return acc
+
+
+def slot_buffers(batch: DesignBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """([B, S, 3] banks, [B, S, 3] words per bank, [B, S, 3] bits per word) of every slot's
+    W / I / O buffers, as `fpga_buffers` describes them (and the HLS back-end declares them)."""
+    n_banks = buffers.banks(batch.unroll, _depthwise_slots(batch).astype(bool))
+    depth = buffers.depths(batch.gb, n_banks)
+    width = np.stack([np.broadcast_to(batch.bits[None, :, 0], batch.noc.shape),
+                      np.broadcast_to(batch.bits[None, :, 1], batch.noc.shape), slot_acc_bits(batch)], axis=-1)
+    return n_banks, depth, width
+
+
 def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device) -> dict[str, torch.Tensor]:
     """[B, S] DSP, BRAM18K, LUT and FF of every chunk slot (unused slots cost nothing)."""
     used = _t(batch.used_slots(), device)  # [B, S]
     u = _t(batch.unroll, device)  # [B, S, 7]
     pes = u.prod(dim=-1)
-    wb, ab = batch.bits[:, 0], batch.bits[:, 1]
     dsp_per_mac = np.array([target.dsp_per_mac(int(w), int(a)) for w, a in batch.bits])
     lut_per_mac = np.array([target.lut_per_mac(int(w), int(a)) for w, a in batch.bits])
     dsp = torch.ceil(pes * _t(dsp_per_mac, device)) * used
-    # banks: words each tensor's buffer must deliver per cycle
-    ch = u[..., _C] + (u[..., _K] - u[..., _C]) * _t(_depthwise_slots(batch), device)
-    banks = torch.stack([
-        u[..., _K] * u[..., _C] * u[..., _R] * u[..., _S],
-        ch * (u[..., _P] + u[..., _R] - 1) * (u[..., _Q] + u[..., _S] - 1),
-        u[..., _K] * u[..., _P] * u[..., _Q],
-    ], dim=-1)  # [B, S, 3]
-    width = _t(np.stack([wb, ab, np.full_like(ab, ACC_BITS)], axis=-1), device)  # [S, 3]
-    words = _t(batch.gb, device)
-    bram, lutram = _buffer_cost(words, width, banks)
-    bram = bram.sum(-1) * used * 2  # ping-pong: every buffer is double buffered
-    lutram = lutram.sum(-1) * used * 2
-    rf_bits = (_t(batch.rf, device) * width).sum(-1) * pes
+    n_banks, depth, width = slot_buffers(batch)
+    copies = buffers.COPIES * n_banks
+    bram = _t((copies * buffers.bram18k(depth, width, target)).sum(-1), device) * used
+    lutram = _t((copies * buffers.lutram_luts(depth, width)).sum(-1), device) * used
     lut = (pes * (LUT_PER_PE + _t(lut_per_mac, device)) + LUT_PER_CHUNK + lutram) * used
-    ff = (pes * FF_PER_PE + rf_bits + FF_PER_CHUNK) * used
+    ff = (pes * FF_PER_PE + FF_PER_CHUNK) * used
     return {"dsp": dsp, "bram18k": bram, "lut": lut, "ff": ff}
 
 
@@ -93,23 +99,18 @@ def _depthwise_slots(batch: DesignBatch) -> np.ndarray:
     return dw
 
 
-def _buffer_cost(words: torch.Tensor, width: torch.Tensor, ports: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(BRAM18K, LUTs) of one buffer copy of `words` x `width` bits that must deliver `ports`
-    words per cycle.
-
-    A BRAM18K delivers 36 bits per cycle (512 x 36 simple dual port, or two 18-bit ports:
-    UG473, "Block RAM Summary"), so the words read in parallel are packed side by side into
-    ceil(ports x width / 36) BRAMs (HLS ARRAY_RESHAPE), stacked in depth as capacity needs
-    (18 Kb each).  Banks of at most `LUTRAM_MAX_WORDS` words go to LUTRAM instead, one LUT6 per
-    64 bits (UG474, "Distributed RAM"), as HLS does with small partitioned arrays.
-    """
-    bits = words * width
-    side = torch.ceil(ports * width / BRAM18K_PORT_BITS)
-    bram = side * torch.ceil(bits / (side * BRAM18K_BITS))
-    small = torch.ceil(words / ports) <= LUTRAM_MAX_WORDS
-    lut = torch.ceil(bits / LUT_PER_LUTRAM_BITS)
-    zero = torch.zeros_like(bram)
-    return torch.where(small, zero, bram), torch.where(small, lut, zero)
+def tiles_fit(batch: DesignBatch) -> np.ndarray:
+    """[B] whether every layer's GB tile fits the banks of its chunk's buffers
+    (`fpga_buffers.bank_need` <= words per bank) and no grouped layer's K tile spans two groups."""
+    f = batch.factors
+    unroll = batch.per_layer(batch.unroll)
+    need = buffers.bank_need(f[:, :, F_GB], f[:, :, F_SPATIAL], f[:, :, F_RF], unroll, batch.table.stride[None],
+                             batch.table.depthwise[None])
+    _, depth, _ = slot_buffers(batch)
+    fit = (need <= batch.per_layer(depth)).all(-1)
+    t_k = f[:, :, F_GB, _K] * f[:, :, F_SPATIAL, _K] * f[:, :, F_RF, _K]
+    fit &= ~batch.table.grouped[None] | (batch.table.k_per_group[None] % t_k == 0)
+    return fit.all(-1)
 
 
 def layer_cycles(
@@ -163,7 +164,7 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
     per_slot = chunk_resources(batch, target, device)
     res = {k: v.sum(1) for k, v in per_slot.items()}
     # multi-cycle shares one engine per kind; the per-slot sum already counts only used slots
-    feasible = torch.as_tensor(batch.fits, device=device)
+    feasible = torch.as_tensor(batch.fits & tiles_fit(batch), device=device)
     for key, budget in (("dsp", target.dsp), ("bram18k", target.bram18k), ("lut", target.lut), ("ff", target.ff)):
         feasible &= res[key] <= budget
     clock_hz = target.clock_mhz * 1e6

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dnac.compiler.cost.fpga_buffers import acc_bits
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import BufferAlloc, Chunk, canonical_hierarchy
 from dnac.compiler.ir.design import DesignGraph, LayerNode
@@ -37,6 +38,9 @@ class LayerTable:
     depthwise: np.ndarray  # [L] bool
     bits: np.ndarray  # [L, 2] (weight, activation) bits
     macs: np.ndarray  # [L]
+    k_per_group: np.ndarray  # [L] output channels per group (K for ungrouped layers)
+    grouped: np.ndarray  # [L] bool: grouped but not depthwise (its K tiles stay in one group)
+    acc_bits: np.ndarray  # [L] accumulator width (`fpga_buffers.acc_bits`)
 
     @classmethod
     def of(cls, layers: tuple[Layer, ...]) -> LayerTable:
@@ -47,6 +51,9 @@ class LayerTable:
             depthwise=np.array([layer.is_depthwise for layer in layers], dtype=bool),
             bits=np.array([(layer.w_bits, layer.a_bits) for layer in layers], dtype=np.int64).reshape(-1, 2),
             macs=np.array([layer.macs for layer in layers], dtype=np.int64),
+            k_per_group=np.array([layer.K // layer.groups for layer in layers], dtype=np.int64),
+            grouped=np.array([layer.groups > 1 and not layer.is_depthwise for layer in layers], dtype=bool),
+            acc_bits=np.array([acc_bits(layer) for layer in layers], dtype=np.int64),
         )
 
     def __len__(self) -> int:

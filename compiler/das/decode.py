@@ -11,9 +11,12 @@ infeasible.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, F_SPATIAL, NOCS, DesignBatch
+from dnac.compiler.cost import fpga_buffers
+from dnac.compiler.das.batch import F_DRAM, F_GB, F_RF, F_SPATIAL, NOCS, DesignBatch, LayerTable
 from dnac.compiler.das.space import UNROLL_CHOICES, UNROLL_DIMS, DesignSpace
 from dnac.compiler.ir.footprint import RELEVANT, footprints
 from dnac.compiler.vocab import DIMS, Dim
@@ -69,11 +72,47 @@ def unrolls(space: DesignSpace, ch: np.ndarray) -> np.ndarray:
     return unroll
 
 
+@functools.lru_cache(maxsize=None)
+def _divisors(m: int) -> np.ndarray:
+    return np.array([d for d in range(1, m + 1) if m % d == 0], dtype=np.int64)
+
+
+def _largest_divisor(m: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Elementwise the largest divisor of `m` that is at most `x` (x >= 1)."""
+    out = np.ones_like(x)
+    for mi in np.unique(m):
+        at = m == mi
+        div = _divisors(int(mi))
+        out[at] = div[np.searchsorted(div, x[at], side="right") - 1]
+    return out
+
+
+def _align_groups(f: np.ndarray, layer: np.ndarray, table: LayerTable) -> None:
+    """Shrink the K loop sizes of grouped (not depthwise) layers, rows `f` [N, 4, 7], so that a
+    GB tile's K extent divides K / groups: no tile spans two groups, so all K lanes of the PE
+    array read one group's input channels (`fpga_buffers`).  In place; only shrinks."""
+    rows = np.nonzero(table.grouped[layer])[0]
+    if rows.size == 0:
+        return
+    kg = table.k_per_group[layer[rows]]
+    k = DIMS.index(Dim.K)
+    left = kg
+    for axis in (F_SPATIAL, F_RF, F_GB):
+        f[rows, axis, k] = _largest_divisor(left, f[rows, axis, k])
+        left = left // f[rows, axis, k]
+
+
 def remaining(space: DesignSpace, slot: np.ndarray, unroll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """([B, L, 7] spatial loop sizes, [B, L, 7] what remains of each bound for the temporal
-    loops): a layer uses as much of its chunk's array as its bounds allow."""
+    loops): a layer uses as much of its chunk's array as its bounds allow (a grouped layer's
+    K lanes as many as divide its group, see `_align_groups`)."""
     bounds = space.table.bounds[None]
     sp = np.minimum(np.take_along_axis(unroll, slot[:, :, None], axis=1), bounds)
+    if space.banked and space.table.grouped.any():
+        k = DIMS.index(Dim.K)
+        g = np.broadcast_to(space.table.grouped[None], sp.shape[:2])
+        sp[:, :, k] = np.where(g, _largest_divisor(np.broadcast_to(space.table.k_per_group[None], g.shape).copy(),
+                                                   sp[:, :, k].copy()), sp[:, :, k])
     return sp, -(-bounds // sp)
 
 
@@ -97,25 +136,33 @@ def decode(space: DesignSpace, choices: np.ndarray) -> DesignBatch:
     gb_f = _clamp_candidate(cand, ch[:, space.i_gb], -(-rem // rf_f))
     factors = np.stack([np.ones_like(sp), gb_f, sp, rf_f], axis=2)  # DRAM filled in by _fit
     gb_cap = np.take_along_axis(gb, slot[:, :, None], axis=1)
+    banked = None
+    if space.banked:  # FPGA: tiles go into the banks of `fpga_buffers`, capacities per bank
+        lay_unroll = np.take_along_axis(unroll, slot[:, :, None], axis=1)
+        gb_cap = fpga_buffers.depths(gb_cap, fpga_buffers.banks(lay_unroll, space.table.depthwise[None]))
+        banked = lay_unroll.reshape(-1, len(DIMS))
     fits = _fit(
         factors, space.table.bounds[None], gb_cap, np.take_along_axis(rf, slot[:, :, None], axis=1),
-        space.table.stride, space.table.depthwise,
+        space.table, banked,
     )
     dram_order = np.take_along_axis(order[:, :, 0], slot[:, :, None], axis=1)  # [B, L, 7]
-    _grow(factors, dram_order, space.table.bounds[None], gb_cap, space, fits)
+    _grow(factors, dram_order, space.table.bounds[None], gb_cap, space, fits, banked)
     return DesignBatch(space.table, space.workload, arch, slot, noc, unroll, order, gb, rf, bits, factors, fits)
 
 
 def _fit(factors: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray, rf_cap: np.ndarray,
-         stride: np.ndarray, depthwise: np.ndarray) -> np.ndarray:
+         table: LayerTable, banked: np.ndarray | None) -> np.ndarray:
     """Move loop sizes outward until every tile fits its buffer; set the DRAM sizes. In place.
 
     Each step takes one action per overflowing layer, the first that applies: divide the largest
     RF loop size among the dims of a tensor that overflows the RF; else the largest GB, then RF,
     then spatial loop size among the dims of a tensor that overflows the GB.  The divisor is
     the worst overflow ratio (at least 2), and shrinking an RF size hands its share to the GB,
-    so tiles shrink about as much as needed.  Only the layers still overflowing are revisited.  Returns [B] whether every layer of each design fits.
+    so tiles shrink about as much as needed.  Only the layers still overflowing are revisited.
+    With `banked` ([B * L, 7] PE arrays, FPGA) the GB capacities are words per bank and tiles are
+    measured as `fpga_buffers.bank_need`.  Returns [B] whether every layer of each design fits.
     """
+    stride, depthwise = table.stride, table.depthwise
     B, L = factors.shape[:2]
     f = np.ascontiguousarray(factors).reshape(B * L, 4, len(DIMS)).copy()  # rows: (design, layer) pairs
     layer = np.tile(np.arange(L), B)
@@ -125,7 +172,8 @@ def _fit(factors: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray, rf_cap: np
     actions = ((F_RF, "rf"), (F_GB, "gb"), (F_RF, "gb"), (F_SPATIAL, "gb"))
     rows = np.arange(B * L)
     for _ in range(_MAX_FIT_STEPS):
-        rf_ratio, gb_ratio = _overflow(f[rows], layer[rows], gb_c[rows], rf_c[rows], stride, depthwise)
+        rf_ratio, gb_ratio = _overflow(f[rows], layer[rows], gb_c[rows], rf_c[rows], stride, depthwise,
+                                       None if banked is None else banked[rows])
         rf_over, gb_over = rf_ratio > 1, gb_ratio > 1
         bad = rf_over.any(-1) | gb_over.any(-1)
         rows, rf_over, gb_over = rows[bad], rf_over[bad], gb_over[bad]
@@ -153,24 +201,33 @@ def _fit(factors: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray, rf_cap: np
                 rem = -(-bounds[0, layer[r], d] // f[r, F_SPATIAL, d])
                 f[r, F_GB, d] = np.minimum(f[r, F_GB, d] * -(-old // new), -(-rem // new))
         rows = rows[~pending]  # layers with nothing left to shrink stay as they are
+    if banked is not None:
+        _align_groups(f, layer, table)
     factors[...] = f.reshape(factors.shape)
     rem = -(-bounds // factors[:, :, F_SPATIAL])
     factors[:, :, F_GB] = np.minimum(factors[:, :, F_GB], -(-rem // factors[:, :, F_RF]))
     factors[:, :, F_DRAM] = -(-rem // (factors[:, :, F_RF] * factors[:, :, F_GB]))
     f = factors.reshape(B * L, 4, len(DIMS))
-    rf_ratio, gb_ratio = _overflow(f, layer, gb_c, rf_c, stride, depthwise)
+    rf_ratio, gb_ratio = _overflow(f, layer, gb_c, rf_c, stride, depthwise, banked)
     return ~((rf_ratio > 1).any(-1) | (gb_ratio > 1).any(-1)).reshape(B, L).any(-1)
 
 
 def _overflow(f: np.ndarray, layer: np.ndarray, gb_cap: np.ndarray, rf_cap: np.ndarray, stride: np.ndarray,
-              depthwise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[N, 3] ratios of each tensor's tile (rows `f` [N, 4, 7]) to its RF / GB words."""
+              depthwise: np.ndarray, banked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[N, 3] ratios of each tensor's tile (rows `f` [N, 4, 7]) to its RF / GB words (per bank
+    when `banked` gives the rows' PE arrays)."""
     rf_e = f[:, F_RF]
-    gb_e = rf_e * f[:, F_SPATIAL] * f[:, F_GB]
     st, dw = stride[layer], depthwise[layer]
     rf_fp = np.stack(footprints(rf_e, st, dw), axis=-1)
-    gb_fp = np.stack(footprints(gb_e, st, dw), axis=-1)
-    return rf_fp / rf_cap, gb_fp / gb_cap
+    return rf_fp / rf_cap, _gb_need(f[:, F_GB], f[:, F_SPATIAL], rf_e, st, dw, banked) / gb_cap
+
+
+def _gb_need(f_gb: np.ndarray, sp: np.ndarray, f_rf: np.ndarray, stride: np.ndarray, dw: np.ndarray,
+             banked: np.ndarray | None) -> np.ndarray:
+    """[..., 3] what a GB tile takes of each buffer: its footprint, or its fullest bank."""
+    if banked is None:
+        return np.stack(footprints(f_gb * sp * f_rf, stride, dw), axis=-1)
+    return fpga_buffers.bank_need(f_gb, sp, f_rf, banked, stride, dw)
 
 
 def _dram_traffic(f_dram: np.ndarray, extent: np.ndarray, order: np.ndarray, rel: np.ndarray,
@@ -191,7 +248,7 @@ def _dram_traffic(f_dram: np.ndarray, extent: np.ndarray, order: np.ndarray, rel
 
 
 def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_cap: np.ndarray,
-          space: DesignSpace, fits: np.ndarray) -> None:
+          space: DesignSpace, fits: np.ndarray, banked: np.ndarray | None) -> None:
     """Grow GB tiles into the room their buffers leave, in place.
 
     A chunk's buffer sizes are knobs; a layer on it should use them.  Starting from the sampled
@@ -204,6 +261,7 @@ def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_ca
     f = factors.reshape(n, 4, len(DIMS))
     layer = np.tile(np.arange(L), B)
     stride, dw = space.table.stride[layer], space.table.depthwise[layer]
+    grouped, kg, k = space.table.grouped[layer], space.table.k_per_group[layer], DIMS.index(Dim.K)
     rel = np.broadcast_to(_RELEVANT, (n, 3, len(DIMS))).copy()
     rel[dw, 1, DIMS.index(Dim.K)] = True
     cap = gb_cap.reshape(n, 3)
@@ -220,8 +278,12 @@ def _grow(factors: np.ndarray, dram_order: np.ndarray, bounds: np.ndarray, gb_ca
         nxt = np.minimum(space.next_candidate(layer[rows], fr[:, F_GB]), -(-rem[rows] // fr[:, F_RF]))  # [N, 7]
         gb_f = np.where(eye, nxt[:, :, None], fr[:, None, F_GB])  # row d: dim d grown
         ext = inner[:, None] * gb_f
-        ok = (nxt > fr[:, F_GB]) & (np.stack(footprints(ext, stride[rows][:, None], dw[rows][:, None]), -1)
-                                    <= cap[rows][:, None]).all(-1)
+        need = _gb_need(gb_f, fr[:, None, F_SPATIAL], fr[:, None, F_RF], stride[rows][:, None], dw[rows][:, None],
+                        None if banked is None else banked[rows][:, None])
+        ok = (nxt > fr[:, F_GB]) & (need <= cap[rows][:, None]).all(-1)
+        if banked is not None and grouped[rows].any():  # K tiles of grouped layers divide the group
+            t_k = inner[:, k] * nxt[:, k]
+            ok[:, k] &= ~grouped[rows] | (kg[rows] % t_k == 0)
         # the traffic only of the (row, dim) moves that fit: most rows' buffers fill up early
         live = ok.any(-1)
         rows, fr, ok, nxt, gb_f, ext, inner = (x[live] for x in (rows, fr, ok, nxt, gb_f, ext, inner))

@@ -130,6 +130,7 @@ class DesignSpace:
         self.workload = workload
         self.target = target
         self.gb_kib = GB_KIB[target.KIND]
+        self.banked = isinstance(target, FpgaTarget)  # GB tiles live in `fpga_buffers` banks
         self.rf_words = RF_WORDS[target.KIND]
         self.layers: tuple[Layer, ...] = workload.compute_layers
         if not self.layers:

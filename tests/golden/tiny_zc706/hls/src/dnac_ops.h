@@ -77,18 +77,57 @@ inline long long dnac_floor_div(long long a, long long b) {
   return q;
 }
 
-// Input channels a (bK, tK, tC) tile touches: tC for an ungrouped layer, else tC per group
-// the K tile spans (the engines size their input tile buffers the same way).
-inline int dnac_tile_channels(const layer_cfg_t &L, int bK, int tK, int tC) {
-  if (L.groups == 1) {
-    return tC;
+// Block-cyclic banking (see dnac/compiler/cost/fpga_buffers.py): index x lies in bank
+// (x / block) % cycle at address (x / (block * cycle)) * block + x % block.  A dim of a GB tile,
+// x = (g * sp + s) * rf + r, is banked by its PE lane s with block rf and cycle sp; input rows
+// (columns) with block rf_P * stride or rf_R (rf_Q * stride or rf_S), cycle sp_P or sp_R.
+inline int dnac_bank(int x, int block, int cycle) {
+#pragma HLS INLINE
+  return (x / block) % cycle;
+}
+
+inline int dnac_addr(int x, int block, int cycle) {
+#pragma HLS INLINE
+  return (x / (block * cycle)) * block + x % block;
+}
+
+// Rows (or columns) 0..extent-1 banked with (block, cycle): addresses the fullest bank needs.
+inline int dnac_block_extent(int extent, int block, int cycle) {
+  const int q = (extent - 1) / (block * cycle), rem = (extent - 1) % (block * cycle);
+  return q * block + (rem + 1 < block ? rem + 1 : block);
+}
+
+// Banking of the input rows / columns: which loop the PE array unrolls along that axis.
+enum { DNAC_AXIS_NONE = 0, DNAC_AXIS_OUT = 1, DNAC_AXIS_RED = 2 };
+
+// A layer's GB tile on its engine: extents, bank geometry and addresses per bank.  Runtime data
+// (the banks are fixed by the chunk; a tile is placed in them, never sized by them).
+struct dnac_geom_t {
+  int t[DNAC_DIMS];  // tile extent per dim: f_gb * sp * f_rf
+  int a[DNAC_DIMS];  // addresses per dim in one bank: f_gb * f_rf (N: its whole extent)
+  int ch_dim;        // the dim that indexes input channels (C, or K for a depthwise layer)
+  int ih, iw;        // input tile rows and columns, halo included
+  int hb, hc;        // input row banking: block and cycle
+  int wb, wc;        // input column banking
+  int ah, aw;        // input row / column addresses in one bank
+};
+
+inline dnac_geom_t dnac_geometry(const layer_cfg_t &L, int rows, int cols, bool depthwise) {
+  dnac_geom_t G;
+  for (int d = 0; d < DNAC_DIMS; ++d) {
+    G.t[d] = L.f_gb[d] * L.sp[d] * L.f_rf[d];
+    G.a[d] = d == DNAC_N ? G.t[d] : L.f_gb[d] * L.f_rf[d];
   }
-  const int kg = L.K / L.groups;
-  const int hi = (bK + tK < L.K ? bK + tK : L.K) - 1;
-  if (hi < bK) {
-    return tC;
-  }
-  return (hi / kg - bK / kg + 1) * tC;
+  G.ch_dim = depthwise ? DNAC_K : DNAC_C;
+  G.ih = (G.t[DNAC_P] - 1) * L.sr + G.t[DNAC_R];
+  G.iw = (G.t[DNAC_Q] - 1) * L.sc + G.t[DNAC_S];
+  G.hb = rows == DNAC_AXIS_OUT ? L.f_rf[DNAC_P] * L.sr : (rows == DNAC_AXIS_RED ? L.f_rf[DNAC_R] : 1);
+  G.hc = rows == DNAC_AXIS_OUT ? L.sp[DNAC_P] : (rows == DNAC_AXIS_RED ? L.sp[DNAC_R] : 1);
+  G.wb = cols == DNAC_AXIS_OUT ? L.f_rf[DNAC_Q] * L.sc : (cols == DNAC_AXIS_RED ? L.f_rf[DNAC_S] : 1);
+  G.wc = cols == DNAC_AXIS_OUT ? L.sp[DNAC_Q] : (cols == DNAC_AXIS_RED ? L.sp[DNAC_S] : 1);
+  G.ah = dnac_block_extent(G.ih, G.hb, G.hc);
+  G.aw = dnac_block_extent(G.iw, G.wb, G.wc);
+  return G;
 }
 
 // Max or average pooling, element-wise after the producer's engine.

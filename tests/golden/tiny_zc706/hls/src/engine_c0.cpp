@@ -3,70 +3,108 @@
 // One engine per chunk, shared by its layers (conv1, conv2, conv3, fc).
 // Hardware from the IR: NoC style KCRS, a 28 x 686 PE array
 // (19208 PEs) unrolling K=28 C=14 R=7 S=7,
-// global buffer W/I/O 8192/4096/20480 words, register file W/I/O 3/1/1 words per PE.
+// global buffer W/I/O 8192/4096/20480 words.
 // Loop orders, outermost first: DRAM NPKQRCS, GB NKSPQCR, RF QSPNCKR
 // (loops whose factor is 1 for every layer of the chunk are left out).
 //
-// The DRAM loops walk the tiles: a tensor's tile is reloaded only when a DRAM index it depends
-// on changes, and an output tile is spilled as partial sums (or, after its last reduction tile,
-// requantized into the feature maps) when it is replaced.  Inside a tile the GB loops and the
-// per-PE RF loops run with the spatial loops unrolled over the PE array (each unrolled loop is
-// at most the chunk's unroll of its dimension); tiles that do not divide a dimension are padded
-// with zeros, as the cost model charges them.
+// Buffers (dnac/compiler/cost/fpga_buffers.py, the description the cost model counts): each
+// tensor's GB partition is [2][banks][depth], two ping-pong copies of as many banks as the PE
+// array reads in one cycle; a layer's tile is placed in them at run time (`dnac_geom_t`).
+//
+// The DRAM loops walk the tiles.  While the PE array computes tile t on one copy of each
+// buffer, the other copies drain tile t-1's outputs (partial sums, or requantized feature maps
+// after the last reduction tile) and load tile t+1's tensors, each only when its DRAM indices
+// change.  Inside a tile the GB loops and the per-PE RF loops run pipelined with the spatial
+// loops unrolled over the PE array; every bank is read once per cycle and the values are
+// routed to the PE lanes.  Tiles that do not divide a dimension are padded with zeros, as the
+// cost model charges them.
 #include "dnac_top.h"
 
-// Tile buffers in the global buffer (BRAM), extents from the IR's GB tiles.
-static const int c0_W_K = 16, c0_W_C = 266, c0_W_R = 3, c0_W_S = 3;
-static const int c0_I_N = 1, c0_I_CH = 266, c0_I_H = 18, c0_I_W = 18;
-static const int c0_O_N = 1, c0_O_K = 16, c0_O_P = 16, c0_O_Q = 16;
-static const int c0_U_K = 28;  // PE-array unroll of K
-static const int c0_U_C = 14;  // PE-array unroll of C
-static const int c0_U_R = 7;  // PE-array unroll of R
-static const int c0_U_S = 7;  // PE-array unroll of S
-
+// GB buffers [2][banks][depth] (BRAM18K / LUTRAM as noted), sized by the chunk's hardware only.
+static const int c0_WB = 19208, c0_WD = 1;  // W: 8192 words of 8 bits, 19208 banks, LUTRAM
+static const int c0_IB = 686, c0_ID = 6;  // I: 4096 words of 8 bits, 686 banks, LUTRAM
+static const int c0_OB = 28, c0_OD = 732;  // O: 20480 words of 24 bits, 28 banks, 112 BRAM18K
+// PE-array unroll per dim, and the banks of input channels, rows and columns.
+static const int c0_U_K = 28;
+static const int c0_U_C = 14;
+static const int c0_U_R = 7;
+static const int c0_U_S = 7;
+static const int c0_U_P = 1;
+static const int c0_U_Q = 1;
+static const int c0_U_CH = c0_U_C, c0_U_ROW = c0_U_P * c0_U_R, c0_U_COL = c0_U_Q * c0_U_S;
 
 typedef ap_int<8> c0_wgt_t;
 typedef ap_int<8> c0_act_t;
 typedef ap_int<24> c0_acc_t;
 
-static void c0_load_w(c0_wgt_t w_buf[c0_W_K][c0_W_C][c0_W_R][c0_W_S], const layer_cfg_t &L,
-    const wgt_mem_t *weights, int bK, int bC, int bR, int bS, int tK, int tC, int tR, int tS) {
+// Weights of the tile at DRAM indices `d` into copy `sel`: bank (sK, sC, sR, sS).
+static void c0_load_w(c0_wgt_t w_buf[2][c0_WB][c0_WD], int sel, const layer_cfg_t &L,
+    const dnac_geom_t &G, const wgt_mem_t *weights, const int d[DNAC_DIMS]) {
   const int cg = L.C / L.groups;
-  assert(tK <= c0_W_K && tC <= c0_W_C && tR <= c0_W_R && tS <= c0_W_S);
-  for (int k = 0; k < tK; ++k) {
-    for (int c = 0; c < tC; ++c) {
-      for (int r = 0; r < tR; ++r) {
-        for (int s = 0; s < tS; ++s) {
+  const int bK = d[DNAC_K] * G.t[DNAC_K], bC = d[DNAC_C] * G.t[DNAC_C];
+  const int bR = d[DNAC_R] * G.t[DNAC_R], bS = d[DNAC_S] * G.t[DNAC_S];
+  for (int k = 0; k < G.t[DNAC_K]; ++k) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+    for (int c = 0; c < G.t[DNAC_C]; ++c) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=14
+      for (int r = 0; r < G.t[DNAC_R]; ++r) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=3
+        for (int s = 0; s < G.t[DNAC_S]; ++s) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=3
 #pragma HLS PIPELINE II=1
           const int ak = bK + k, ac = bC + c, ar = bR + r, as = bS + s;
           c0_wgt_t v = 0;
           if (ak < L.K && ac < cg && ar < L.R && as < L.S) {
             v = weights[L.w_off + (((long long)ak * cg + ac) * L.R + ar) * L.S + as];
           }
-          w_buf[k][c][r][s] = v;
+          const int bank = ((dnac_bank(k, L.f_rf[DNAC_K], L.sp[DNAC_K]) * c0_U_C
+                             + dnac_bank(c, L.f_rf[DNAC_C], L.sp[DNAC_C])) * c0_U_R
+                            + dnac_bank(r, L.f_rf[DNAC_R], L.sp[DNAC_R])) * c0_U_S
+                           + dnac_bank(s, L.f_rf[DNAC_S], L.sp[DNAC_S]);
+          const int addr = ((dnac_addr(k, L.f_rf[DNAC_K], L.sp[DNAC_K]) * G.a[DNAC_C]
+                             + dnac_addr(c, L.f_rf[DNAC_C], L.sp[DNAC_C])) * G.a[DNAC_R]
+                            + dnac_addr(r, L.f_rf[DNAC_R], L.sp[DNAC_R])) * G.a[DNAC_S]
+                           + dnac_addr(s, L.f_rf[DNAC_S], L.sp[DNAC_S]);
+          assert(bank < c0_WB && addr < c0_WD);
+          w_buf[sel][bank][addr] = v;
         }
       }
     }
   }
 }
 
-static void c0_load_i(c0_act_t i_buf[c0_I_N][c0_I_CH][c0_I_H][c0_I_W], const layer_cfg_t &L,
-    const fmap_mem_t *fmaps, long long base, int bN, int bK, int bC, int h0, int w0, int tN, int ich, int tC, int iH,
-    int iW) {
+// Inputs of the tile at DRAM indices `d` (halo and zero padding included) into copy `sel`:
+// bank (channel lane, row bank, column bank), rows and columns block-cyclic.
+static void c0_load_i(c0_act_t i_buf[2][c0_IB][c0_ID], int sel, const layer_cfg_t &L,
+    const dnac_geom_t &G, const fmap_mem_t *fmaps, long long base, const int d[DNAC_DIMS]) {
   const int cg = L.C / L.groups, kg = L.K / L.groups;
+  const int bN = d[DNAC_N] * G.t[DNAC_N], bK = d[DNAC_K] * G.t[DNAC_K], bC = d[DNAC_C] * G.t[DNAC_C];
+  // a grouped tile stays in one group (tK divides K / groups); a depthwise tile's channels are its K
   const int g0 = L.groups == 1 ? 0 : bK / kg;
-  assert(tN <= c0_I_N && ich <= c0_I_CH && iH <= c0_I_H && iW <= c0_I_W);
-  for (int n = 0; n < tN; ++n) {
-    for (int ch = 0; ch < ich; ++ch) {
-      for (int h = 0; h < iH; ++h) {
-        for (int w = 0; w < iW; ++w) {
+  const int h0 = d[DNAC_P] * G.t[DNAC_P] * L.sr + d[DNAC_R] * G.t[DNAC_R] - L.pr;
+  const int w0 = d[DNAC_Q] * G.t[DNAC_Q] * L.sc + d[DNAC_S] * G.t[DNAC_S] - L.pc;
+  const int cd = G.ch_dim;
+  for (int n = 0; n < G.t[DNAC_N]; ++n) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1
+    for (int ch = 0; ch < G.t[cd]; ++ch) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=14
+      for (int h = 0; h < G.ih; ++h) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=9
+        for (int w = 0; w < G.iw; ++w) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=6
 #pragma HLS PIPELINE II=1
-          const int an = bN + n, g = g0 + ch / tC, ac = bC + ch % tC, ah = h0 + h, aw = w0 + w;
+          const int an = bN + n, ah = h0 + h, aw = w0 + w;
+          const int g = cd == DNAC_K ? bK + ch : g0, ac = cd == DNAC_K ? 0 : bC + ch;
           c0_act_t v = 0;
           if (an < L.N && g < L.groups && ac < cg && ah >= 0 && ah < L.H && aw >= 0 && aw < L.W) {
             v = fmaps[base + (((long long)an * L.C + (long long)g * cg + ac) * L.H + ah) * L.W + aw];
           }
-          i_buf[n][ch][h][w] = v;
+          const int bank = (dnac_bank(ch, L.f_rf[cd], L.sp[cd]) * c0_U_ROW + dnac_bank(h, G.hb, G.hc))
+                           * c0_U_COL + dnac_bank(w, G.wb, G.wc);
+          const int addr = ((n * G.a[cd] + dnac_addr(ch, L.f_rf[cd], L.sp[cd])) * G.ah + dnac_addr(h, G.hb, G.hc))
+                           * G.aw + dnac_addr(w, G.wb, G.wc);
+          assert(bank < c0_IB && addr < c0_ID);
+          i_buf[sel][bank][addr] = v;
         }
       }
     }
@@ -74,16 +112,27 @@ static void c0_load_i(c0_act_t i_buf[c0_I_N][c0_I_CH][c0_I_H][c0_I_W], const lay
 }
 
 // An output tile starts from the biases (first reduction tile) or from its spilled partial sums.
-static void c0_load_o(c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q], const layer_cfg_t &L,
-    const acc_mem_t *biases, const acc_mem_t *psums, bool first, int bN, int bK, int bP, int bQ, int tN, int tK,
-    int tP, int tQ) {
-  assert(tN <= c0_O_N && tK <= c0_O_K && tP <= c0_O_P && tQ <= c0_O_Q);
-  for (int n = 0; n < tN; ++n) {
-    for (int k = 0; k < tK; ++k) {
-      for (int p = 0; p < tP; ++p) {
-        for (int q = 0; q < tQ; ++q) {
+static void c0_load_o(c0_acc_t o_buf[2][c0_OB][c0_OD], int sel, const layer_cfg_t &L,
+    const dnac_geom_t &G, const acc_mem_t *biases, const acc_mem_t *psums, bool first, const int d[DNAC_DIMS]) {
+const int bN = d[DNAC_N] * G.t[DNAC_N], bK = d[DNAC_K] * G.t[DNAC_K];
+  const int bP = d[DNAC_P] * G.t[DNAC_P], bQ = d[DNAC_Q] * G.t[DNAC_Q];
+  for (int n = 0; n < G.t[DNAC_N]; ++n) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1
+    for (int k = 0; k < G.t[DNAC_K]; ++k) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+      for (int p = 0; p < G.t[DNAC_P]; ++p) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4
+        for (int q = 0; q < G.t[DNAC_Q]; ++q) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4
 #pragma HLS PIPELINE II=1
           const int an = bN + n, ak = bK + k, ap = bP + p, aq = bQ + q;
+          const int bank = (dnac_bank(k, L.f_rf[DNAC_K], L.sp[DNAC_K]) * c0_U_P
+                            + dnac_bank(p, L.f_rf[DNAC_P], L.sp[DNAC_P])) * c0_U_Q
+                           + dnac_bank(q, L.f_rf[DNAC_Q], L.sp[DNAC_Q]);
+          const int addr = ((n * G.a[DNAC_K] + dnac_addr(k, L.f_rf[DNAC_K], L.sp[DNAC_K])) * G.a[DNAC_P]
+                            + dnac_addr(p, L.f_rf[DNAC_P], L.sp[DNAC_P])) * G.a[DNAC_Q]
+                           + dnac_addr(q, L.f_rf[DNAC_Q], L.sp[DNAC_Q]);
+          assert(bank < c0_OB && addr < c0_OD);
           c0_acc_t v = 0;
           if (an < L.N && ak < L.K && ap < L.P && aq < L.Q) {
             if (!first) {
@@ -92,7 +141,7 @@ static void c0_load_o(c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q], const laye
               v = biases[L.b_off + ak];
             }
           }
-          o_buf[n][k][p][q] = v;
+          o_buf[sel][bank][addr] = v;
         }
       }
     }
@@ -100,21 +149,33 @@ static void c0_load_o(c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q], const laye
 }
 
 // An output tile leaves as partial sums, or requantized after its last reduction tile.
-static void c0_store_o(c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q], const layer_cfg_t &L,
-    fmap_mem_t *fmaps, acc_mem_t *psums, long long out, bool last, int bN, int bK, int bP, int bQ, int tN, int tK,
-    int tP, int tQ) {
-  for (int n = 0; n < tN; ++n) {
-    for (int k = 0; k < tK; ++k) {
-      for (int p = 0; p < tP; ++p) {
-        for (int q = 0; q < tQ; ++q) {
+static void c0_store_o(const c0_acc_t o_buf[2][c0_OB][c0_OD], int sel, const layer_cfg_t &L,
+    const dnac_geom_t &G, fmap_mem_t *fmaps, acc_mem_t *psums, long long out, bool last, const int d[DNAC_DIMS]) {
+const int bN = d[DNAC_N] * G.t[DNAC_N], bK = d[DNAC_K] * G.t[DNAC_K];
+  const int bP = d[DNAC_P] * G.t[DNAC_P], bQ = d[DNAC_Q] * G.t[DNAC_Q];
+  for (int n = 0; n < G.t[DNAC_N]; ++n) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=1
+    for (int k = 0; k < G.t[DNAC_K]; ++k) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+      for (int p = 0; p < G.t[DNAC_P]; ++p) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4
+        for (int q = 0; q < G.t[DNAC_Q]; ++q) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4
 #pragma HLS PIPELINE II=1
           const int an = bN + n, ak = bK + k, ap = bP + p, aq = bQ + q;
+          const int bank = (dnac_bank(k, L.f_rf[DNAC_K], L.sp[DNAC_K]) * c0_U_P
+                            + dnac_bank(p, L.f_rf[DNAC_P], L.sp[DNAC_P])) * c0_U_Q
+                           + dnac_bank(q, L.f_rf[DNAC_Q], L.sp[DNAC_Q]);
+          const int addr = ((n * G.a[DNAC_K] + dnac_addr(k, L.f_rf[DNAC_K], L.sp[DNAC_K])) * G.a[DNAC_P]
+                            + dnac_addr(p, L.f_rf[DNAC_P], L.sp[DNAC_P])) * G.a[DNAC_Q]
+                           + dnac_addr(q, L.f_rf[DNAC_Q], L.sp[DNAC_Q]);
+          assert(bank < c0_OB && addr < c0_OD);
           if (an < L.N && ak < L.K && ap < L.P && aq < L.Q) {
             const long long idx = (((long long)an * L.K + ak) * L.P + ap) * L.Q + aq;
             if (last) {
-              fmaps[out + idx] = dnac_requant((long long)o_buf[n][k][p][q], L);
+              fmaps[out + idx] = dnac_requant((long long)o_buf[sel][bank][addr], L);
             } else {
-              psums[L.ps_off + idx] = o_buf[n][k][p][q];
+              psums[L.ps_off + idx] = o_buf[sel][bank][addr];
             }
           }
         }
@@ -123,49 +184,93 @@ static void c0_store_o(c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q], const lay
   }
 }
 
-// One DRAM tile: the GB loops, the per-PE RF loops (the innermost pipelined) and the PE array.
-static void c0_compute(const c0_wgt_t w_buf[c0_W_K][c0_W_C][c0_W_R][c0_W_S],
-    const c0_act_t i_buf[c0_I_N][c0_I_CH][c0_I_H][c0_I_W],
-    c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q], const layer_cfg_t &L, int bK, int tC) {
-  const int kg = L.K / L.groups;
-  const int g0 = L.groups == 1 ? 0 : bK / kg;
+// One tile on the PE array: the GB loops, the per-PE RF loops (the innermost pipelined) and the
+// unrolled lanes.  Each cycle reads every W and I bank once, at an address no lane changes, and
+// updates every O bank once.
+static void c0_compute(const c0_wgt_t w_buf[2][c0_WB][c0_WD], int ws,
+    const c0_act_t i_buf[2][c0_IB][c0_ID], int is, c0_acc_t o_buf[2][c0_OB][c0_OD], int os,
+    const layer_cfg_t &L, const dnac_geom_t &G) {
   for (int gP = 0; gP < L.f_gb[DNAC_P]; ++gP) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4
     for (int gQ = 0; gQ < L.f_gb[DNAC_Q]; ++gQ) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=16
-      for (int gC = 0; gC < L.f_gb[DNAC_C]; ++gC) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=19
+#pragma HLS LOOP_TRIPCOUNT min=1 max=4
 #pragma HLS PIPELINE II=1
-        for (int sK = 0; sK < c0_U_K; ++sK) {
+      // lane-independent addresses: a dim's address in its bank is g * f_rf + r
+      const int aN = 0 * L.f_rf[DNAC_N] + 0;
+      const int aK = 0 * L.f_rf[DNAC_K] + 0;
+      const int aC = 0 * L.f_rf[DNAC_C] + 0;
+      const int aR = 0 * L.f_rf[DNAC_R] + 0;
+      const int aS = 0 * L.f_rf[DNAC_S] + 0;
+      const int aP = gP * L.f_rf[DNAC_P] + 0;
+      const int aQ = gQ * L.f_rf[DNAC_Q] + 0;
+      const int w_addr = ((aK * G.a[DNAC_C] + aC) * G.a[DNAC_R] + aR) * G.a[DNAC_S] + aS;
+      const int o_addr = ((aN * G.a[DNAC_K] + aK) * G.a[DNAC_P] + aP) * G.a[DNAC_Q] + aQ;
+      // input rows / columns of lane 0; lane s reads block (x / block + s), bank (x / block + s) % cycle
+      const int x_h = (aP + (gP * L.f_rf[DNAC_P]) * (L.sp[DNAC_P] - 1)) * L.sr + aR + 0;
+      const int x_w = (aQ + (gQ * L.f_rf[DNAC_Q]) * (L.sp[DNAC_Q] - 1)) * L.sc + aS + 0;
+      const int blk_h = x_h / G.hb, off_h = x_h % G.hb, rot_h = blk_h % G.hc;
+      const int blk_w = x_w / G.wb, off_w = x_w % G.wb, rot_w = blk_w % G.wc;
+      const int i_base = aN * G.a[G.ch_dim] + aC;
+      c0_wgt_t wv[c0_U_K][c0_U_C][c0_U_R][c0_U_S];
+      c0_act_t iv[c0_U_CH][c0_U_ROW][c0_U_COL];
+      int a_row[c0_U_ROW], a_col[c0_U_COL];
+      for (int j = 0; j < c0_U_ROW; ++j) {
+      #pragma HLS UNROLL
+        const int lane = j >= rot_h ? j - rot_h : j - rot_h + G.hc;
+        a_row[j] = j < G.hc ? ((blk_h + lane) / G.hc) * G.hb + off_h : 0;
+      }
+      for (int j = 0; j < c0_U_COL; ++j) {
+      #pragma HLS UNROLL
+        const int lane = j >= rot_w ? j - rot_w : j - rot_w + G.wc;
+        a_col[j] = j < G.wc ? ((blk_w + lane) / G.wc) * G.wb + off_w : 0;
+      }
+      // one read of every bank
+      for (int bk = 0; bk < c0_U_K; ++bk) {
+      #pragma HLS UNROLL
+        for (int bc = 0; bc < c0_U_C; ++bc) {
+      #pragma HLS UNROLL
+          for (int br = 0; br < c0_U_R; ++br) {
+      #pragma HLS UNROLL
+            for (int bs = 0; bs < c0_U_S; ++bs) {
+      #pragma HLS UNROLL
+              wv[bk][bc][br][bs] = w_buf[ws][((bk * c0_U_C + bc) * c0_U_R + br) * c0_U_S + bs][w_addr];
+            }
+          }
+        }
+      }
+      for (int bc = 0; bc < c0_U_CH; ++bc) {
+      #pragma HLS UNROLL
+        for (int bh = 0; bh < c0_U_ROW; ++bh) {
+      #pragma HLS UNROLL
+          for (int bw = 0; bw < c0_U_COL; ++bw) {
+      #pragma HLS UNROLL
+            iv[bc][bh][bw] = i_buf[is][(bc * c0_U_ROW + bh) * c0_U_COL + bw][(i_base * G.ah + a_row[bh]) * G.aw + a_col[bw]];
+          }
+        }
+      }
+      for (int sK = 0; sK < c0_U_K; ++sK) {
 #pragma HLS UNROLL
-          if (sK < L.sp[DNAC_K]) {
-            const int tN = ((0 * L.sp[DNAC_N] + 0) * L.f_rf[DNAC_N] + 0);
-            const int tK = ((0 * L.sp[DNAC_K] + sK) * L.f_rf[DNAC_K] + 0);
-            const int tP = ((gP * L.sp[DNAC_P] + 0) * L.f_rf[DNAC_P] + 0);
-            const int tQ = ((gQ * L.sp[DNAC_Q] + 0) * L.f_rf[DNAC_Q] + 0);
-            const int grp = L.groups == 1 ? 0 : (bK + tK) / kg - g0;
-            c0_acc_t sum = 0;
-            for (int sC = 0; sC < c0_U_C; ++sC) {
+        if (sK < L.sp[DNAC_K]) {
+          c0_acc_t sum = 0;
+          for (int sC = 0; sC < c0_U_C; ++sC) {
 #pragma HLS UNROLL
-              if (sC < L.sp[DNAC_C]) {
-                for (int sR = 0; sR < c0_U_R; ++sR) {
+            if (sC < L.sp[DNAC_C]) {
+              for (int sR = 0; sR < c0_U_R; ++sR) {
 #pragma HLS UNROLL
-                  if (sR < L.sp[DNAC_R]) {
-                    for (int sS = 0; sS < c0_U_S; ++sS) {
+                if (sR < L.sp[DNAC_R]) {
+                  for (int sS = 0; sS < c0_U_S; ++sS) {
 #pragma HLS UNROLL
-                      if (sS < L.sp[DNAC_S]) {
-                        const int tC_ = ((gC * L.sp[DNAC_C] + sC) * L.f_rf[DNAC_C] + 0);
-                        const int tR = ((0 * L.sp[DNAC_R] + sR) * L.f_rf[DNAC_R] + 0);
-                        const int tS = ((0 * L.sp[DNAC_S] + sS) * L.f_rf[DNAC_S] + 0);
-                        sum += w_buf[tK][tC_][tR][tS] * i_buf[tN][grp * tC + tC_][tP * L.sr + tR][tQ * L.sc + tS];
-                      }
+                    if (sS < L.sp[DNAC_S]) {
+                      const int rb = rot_h + sR < G.hc ? rot_h + sR : rot_h + sR - G.hc;
+                      const int cb = rot_w + sS < G.wc ? rot_w + sS : rot_w + sS - G.wc;
+                      sum += wv[sK][sC][sR][sS] * iv[sC][rb][cb];
                     }
                   }
                 }
               }
             }
-            o_buf[tN][tK][tP][tQ] += sum;
           }
+          o_buf[os][(sK * c0_U_P + 0) * c0_U_Q + 0][o_addr] += sum;
         }
       }
     }
@@ -175,59 +280,91 @@ static void c0_compute(const c0_wgt_t w_buf[c0_W_K][c0_W_C][c0_W_R][c0_W_S],
 // Run one layer of the chunk on frame `frame`.
 void c0_engine(const layer_cfg_t &L, int frame, const wgt_mem_t *weights, const acc_mem_t *biases,
     fmap_mem_t *fmaps, acc_mem_t *psums) {
-  static c0_wgt_t w_buf[c0_W_K][c0_W_C][c0_W_R][c0_W_S];
-  static c0_act_t i_buf[c0_I_N][c0_I_CH][c0_I_H][c0_I_W];
-  static c0_acc_t o_buf[c0_O_N][c0_O_K][c0_O_P][c0_O_Q];
+  static c0_wgt_t w_buf[2][c0_WB][c0_WD];
+  static c0_act_t i_buf[2][c0_IB][c0_ID];
+  static c0_acc_t o_buf[2][c0_OB][c0_OD];
 #pragma HLS ARRAY_PARTITION variable=w_buf complete dim=1
-#pragma HLS ARRAY_PARTITION variable=w_buf cyclic factor=14 dim=2
-#pragma HLS ARRAY_PARTITION variable=w_buf complete dim=3
-#pragma HLS ARRAY_PARTITION variable=w_buf complete dim=4
-#pragma HLS ARRAY_PARTITION variable=i_buf cyclic factor=14 dim=2
-#pragma HLS ARRAY_PARTITION variable=i_buf cyclic factor=7 dim=3
-#pragma HLS ARRAY_PARTITION variable=i_buf cyclic factor=7 dim=4
+#pragma HLS ARRAY_PARTITION variable=w_buf complete dim=2
+#pragma HLS RESOURCE variable=w_buf core=RAM_S2P_LUTRAM
+#pragma HLS ARRAY_PARTITION variable=i_buf complete dim=1
+#pragma HLS ARRAY_PARTITION variable=i_buf complete dim=2
+#pragma HLS RESOURCE variable=i_buf core=RAM_S2P_LUTRAM
+#pragma HLS ARRAY_PARTITION variable=o_buf complete dim=1
 #pragma HLS ARRAY_PARTITION variable=o_buf complete dim=2
+#pragma HLS RESOURCE variable=o_buf core=RAM_S2P_BRAM
   const long long in = dnac_slot(L.in_off[0], L.in_slots[0], L.in_size[0], frame);
   const long long out = dnac_slot(L.out_off, L.out_slots, L.out_size, frame);
-  // GB tile extents of this layer
-  const int tN = L.f_gb[DNAC_N] * L.sp[DNAC_N] * L.f_rf[DNAC_N];
-  const int tK = L.f_gb[DNAC_K] * L.sp[DNAC_K] * L.f_rf[DNAC_K];
-  const int tC = L.f_gb[DNAC_C] * L.sp[DNAC_C] * L.f_rf[DNAC_C];
-  const int tR = L.f_gb[DNAC_R] * L.sp[DNAC_R] * L.f_rf[DNAC_R];
-  const int tS = L.f_gb[DNAC_S] * L.sp[DNAC_S] * L.f_rf[DNAC_S];
-  const int tP = L.f_gb[DNAC_P] * L.sp[DNAC_P] * L.f_rf[DNAC_P];
-  const int tQ = L.f_gb[DNAC_Q] * L.sp[DNAC_Q] * L.f_rf[DNAC_Q];
-  const int iH = (tP - 1) * L.sr + tR, iW = (tQ - 1) * L.sc + tS;
-  bool started = false, last = false;
-  int pN = 0;
-  int pK = 0;
-  int pP = 0;
-  int pQ = 0;
-  for (int dP = 0; dP < L.f_dram[DNAC_P]; ++dP) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=4
-    const int bN = 0 * tN;
-    const int bK = 0 * tK;
-    const int bC = 0 * tC;
-    const int bR = 0 * tR;
-    const int bS = 0 * tS;
-    const int bP = dP * tP;
-    const int bQ = 0 * tQ;
-    if (!started) {
-      c0_load_w(w_buf, L, weights, bK, bC, bR, bS, tK, tC, tR, tS);
+  const dnac_geom_t G = dnac_geometry(L, DNAC_AXIS_RED, DNAC_AXIS_RED, false);
+  int tiles = 1;
+  tiles *= L.f_dram[DNAC_P];
+  tiles *= L.f_dram[DNAC_Q];
+  tiles *= L.f_dram[DNAC_C];
+  int cur[DNAC_DIMS] = {0, 0, 0, 0, 0, 0, 0}, nxt[DNAC_DIMS], prev[DNAC_DIMS];
+  int ws = 0, is = 0, os = 0;
+  bool drain = false, prev_last = false;
+  c0_load_w(w_buf, ws, L, G, weights, cur);
+  c0_load_i(i_buf, is, L, G, fmaps, in, cur);
+  c0_load_o(o_buf, os, L, G, biases, psums, true, cur);
+  for (int t = 0; t < tiles; ++t) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=19
+    // the next tile: the DRAM loops as an odometer, innermost first
+    const bool more = t + 1 < tiles;
+    bool carry = more;
+    for (int i = 0; i < DNAC_DIMS; ++i) {
+#pragma HLS UNROLL
+      nxt[i] = cur[i];
     }
-    if (!started || dP != pP) {
-      c0_load_i(i_buf, L, fmaps, in, bN, bK, bC, bP * L.sr + bR - L.pr, bQ * L.sc + bS - L.pc, tN,
-          dnac_tile_channels(L, bK, tK, tC), tC, iH, iW);
-    }
-    if (!started || dP != pP) {
-      if (started) {
-        c0_store_o(o_buf, L, fmaps, psums, out, last, pN * tN, pK * tK, pP * tP, pQ * tQ, tN, tK, tP, tQ);
+    if (carry) {
+      nxt[DNAC_C] += 1;
+      carry = nxt[DNAC_C] == L.f_dram[DNAC_C];
+      if (carry) {
+        nxt[DNAC_C] = 0;
       }
-      c0_load_o(o_buf, L, biases, psums, true, bN, bK, bP, bQ, tN, tK, tP, tQ);
     }
-    c0_compute(w_buf, i_buf, o_buf, L, bK, tC);
-    last = true;
-    started = true;
-    pP = dP;
+    if (carry) {
+      nxt[DNAC_Q] += 1;
+      carry = nxt[DNAC_Q] == L.f_dram[DNAC_Q];
+      if (carry) {
+        nxt[DNAC_Q] = 0;
+      }
+    }
+    if (carry) {
+      nxt[DNAC_P] += 1;
+      carry = nxt[DNAC_P] == L.f_dram[DNAC_P];
+      if (carry) {
+        nxt[DNAC_P] = 0;
+      }
+    }
+    const bool w_new = more && (nxt[DNAC_K] != cur[DNAC_K] || nxt[DNAC_C] != cur[DNAC_C] || nxt[DNAC_R] != cur[DNAC_R] || nxt[DNAC_S] != cur[DNAC_S]);
+    const bool i_new = more && ((nxt[DNAC_N] != cur[DNAC_N] || nxt[DNAC_C] != cur[DNAC_C] || nxt[DNAC_R] != cur[DNAC_R] || nxt[DNAC_S] != cur[DNAC_S] || nxt[DNAC_P] != cur[DNAC_P] || nxt[DNAC_Q] != cur[DNAC_Q]) || (L.groups > 1 && nxt[DNAC_K] != cur[DNAC_K]));
+    const bool o_new = more && (nxt[DNAC_N] != cur[DNAC_N] || nxt[DNAC_K] != cur[DNAC_K] || nxt[DNAC_P] != cur[DNAC_P] || nxt[DNAC_Q] != cur[DNAC_Q]);
+    const bool first_next = (nxt[DNAC_C] == 0);
+    const bool last_cur = (cur[DNAC_C] == L.f_dram[DNAC_C] - 1);
+    // the PE array on tile t ...
+    c0_compute(w_buf, ws, i_buf, is, o_buf, os, L, G);
+    // ... while the other copies drain tile t-1's outputs and load tile t+1
+    if (drain) {
+      c0_store_o(o_buf, os ^ 1, L, G, fmaps, psums, out, prev_last, prev);
+    }
+    if (w_new) {
+      c0_load_w(w_buf, ws ^ 1, L, G, weights, nxt);
+    }
+    if (i_new) {
+      c0_load_i(i_buf, is ^ 1, L, G, fmaps, in, nxt);
+    }
+    if (o_new) {
+      c0_load_o(o_buf, os ^ 1, L, G, biases, psums, first_next, nxt);
+    }
+    drain = o_new;
+    prev_last = last_cur;
+    for (int i = 0; i < DNAC_DIMS; ++i) {
+#pragma HLS UNROLL
+      prev[i] = cur[i];
+      cur[i] = nxt[i];
+    }
+    ws ^= (int)w_new;
+    is ^= (int)i_new;
+    os ^= (int)o_new;
   }
-  c0_store_o(o_buf, L, fmaps, psums, out, last, pN * tN, pK * tK, pP * tP, pQ * tQ, tN, tK, tP, tQ);
+  c0_store_o(o_buf, os, L, G, fmaps, psums, out, (cur[DNAC_C] == L.f_dram[DNAC_C] - 1), cur);
 }
