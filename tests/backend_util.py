@@ -9,8 +9,10 @@ from pathlib import Path
 from conftest import random_design
 
 from dnac.compiler.backends import BACKENDS
+from dnac.compiler.backends.hls_check import check_project
+from dnac.compiler.cost.model import cost_design
 from dnac.compiler.ir.design import DesignGraph
-from dnac.compiler.targets import load_target
+from dnac.compiler.targets import FpgaTarget, load_target
 from dnac.compiler.workload import zoo
 from dnac.compiler.workload.builder import ModelBuilder
 from dnac.compiler.workload.layer import Workload
@@ -45,9 +47,17 @@ def design(model: str, seed: int, target: str) -> DesignGraph:
 
 
 def write(g: DesignGraph, target: str, out: Path, seed: int) -> list[Path]:
+    """Emit `g`'s tree; an HLS project must pass the static synthesizability check and declare
+    exactly the DSPs and BRAM18K that the cost model counts for the design."""
     t = load_target(target)
     out.mkdir(parents=True, exist_ok=True)
-    return BACKENDS[t.KIND]().write(g, t, out, seed=seed)
+    backend = BACKENDS[t.KIND]()
+    files = backend.write(g, t, out, seed=seed)
+    if isinstance(t, FpgaTarget):
+        assert check_project(out / "hls", g) == []
+        declared, modelled = backend.report["hls_resources"], cost_design(g, t).resources
+        assert (declared["dsp"], declared["bram18k"]) == (modelled["dsp"], modelled["bram18k"])
+    return files
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -36,6 +36,11 @@ def test_build_tiny_writes_the_documented_files(capsys, tmp_path: Path, target: 
     assert all(layer["cycles"] > 0 for layer in macs)
     if target == "asic":
         assert report["energy_pj"] > 0 and report["edp"] > 0
+    else:  # what the HLS project declares is what the model counted, and it fits the board
+        declared = report["hls_resources"]
+        assert (declared["dsp"], declared["bram18k"]) == (report["resources"]["dsp"], report["resources"]["bram18k"])
+        assert declared["dsp"] <= report["budget"]["dsp"] and declared["bram18k"] <= report["budget"]["bram18k"]
+        assert sum(a["bram18k"] for a in declared["arrays"]) == declared["bram18k"]
     # the same inputs and seed give the same bytes
     again = tmp_path / "again"
     run(capsys, "build", "tiny", "--target", target, "--out", str(again), *STEPS)

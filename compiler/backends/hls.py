@@ -194,6 +194,19 @@ def hls_resources(engines: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _aux_tripcounts(design: DesignGraph) -> dict[str, int]:
+    """The largest trip count of each loop of `dnac_pool` / `dnac_add` over the design's layers."""
+    aux = [n.layer for n in design.nodes() if not n.layer.has_macs]
+    pools = [x for x in aux if x.op is not OpKind.ADD]
+
+    def most(values: list[int]) -> int:
+        return max(values, default=1)
+
+    return {"n": most([x.N for x in pools]), "k": most([x.K for x in pools]), "p": most([x.P for x in pools]),
+            "q": most([x.Q for x in pools]), "r": most([x.R for x in pools]), "s": most([x.S for x in pools]),
+            "elements": most([x.N * x.K * x.P * x.Q for x in aux if x.op is OpKind.ADD])}
+
+
 def _words(parts: list[np.ndarray], bits: int) -> tuple[bytes, int]:
     """Little-endian signed words of the narrowest of 16 / 32 bits that holds `bits`: the
     testbench reads them with fread (a VGG16's weights are 276 MB this way, not a GB of text)."""
@@ -296,6 +309,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
         "types": {"wgt_bits": w_bits, "fmap_bits": max(bits.values())},
         "expected_words": sum(o["words"] for o in outputs),
         "hls_resources": hls_resources(engines),
+        "aux_tc": _aux_tripcounts(design),
     }
     fmap_bits = max(bits.values())
     files = {

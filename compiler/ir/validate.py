@@ -13,16 +13,21 @@ The rules, from DESIGN.md and DNA Sec. 3.5:
 - a chunk's unroll uses only its NoC style's dims and fills its PE array;
 - a mapping's loop orders are permutations of the 7 dims and equal its chunk's; its spatial
   factors fit the chunk's unroll; for every dim the nest covers the loop bound exactly or with
-  padding, without an outer iteration that is all padding.
+  padding, without an outer iteration that is all padding;
+- every tile fits its level; on an FPGA target the GB tile fits the banks of the engine's
+  buffers (`fpga_buffers.bank_need`, as the HLS engine places it), and a grouped layer's K tile
+  stays inside one group.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from dnac.compiler.cost import fpga_buffers
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import Chunk
 from dnac.compiler.ir.design import DesignGraph, LayerNode
@@ -216,7 +221,7 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
         if chunk is not None and f > chunk.unroll_of(d):
             v.append(Violation(name, f"mapping.spatial.{d}", f"{f} exceeds chunk {chunk.id}'s unroll {chunk.unroll_of(d)}"))
     if chunk is not None:
-        v += _capacity(n, chunk)
+        v += _capacity(n, chunk, _is_fpga(g.target))
     for d, bound in n.layer.bounds.items():
         covered = m.covered(d)
         if covered < bound:
@@ -229,14 +234,45 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
     return v
 
 
-def _capacity(n: LayerNode, chunk: Chunk) -> list[Violation]:
-    """Every kept tensor's tile fits the words its level gives it (shared levels: together)."""
+@functools.lru_cache(maxsize=None)
+def _is_fpga(target: str) -> bool:
+    from dnac.compiler.targets import FpgaTarget, known_targets, load_target
+
+    return target in known_targets() and isinstance(load_target(target), FpgaTarget)
+
+
+def _banks(n: LayerNode, chunk: Chunk) -> list[Violation]:
+    """The GB tile in the engine's banks (FPGA; see `fpga_buffers`)."""
+    m = n.mapping
+    assert m is not None
+    f_gb, sp, f_rf = (np.array([get(d) for d in DIMS]) for get in (
+        lambda d: m.factor("GB", d), m.spatial_factor, lambda d: m.factor("RF", d)))
+    unroll = np.array([chunk.unroll_of(d) for d in DIMS])
+    need = fpga_buffers.bank_need(f_gb, sp, f_rf, unroll, np.array(n.layer.stride), chunk.depthwise)
+    n_banks = fpga_buffers.banks(unroll, chunk.depthwise)
+    depth = fpga_buffers.depths(np.array([chunk.gb.W, chunk.gb.I, chunk.gb.O]), n_banks)
+    v = [Violation(n.name, "mapping.GB", f"{t} tile of {int(need[i])} words per bank exceeds the "
+                   f"{int(depth[i])} words of each of chunk {chunk.id}'s {int(n_banks[i])} {t} banks") for i, t in enumerate(TENSORS) if need[i] > depth[i]]
+    lyr = n.layer
+    t_k = int(f_gb[1] * sp[1] * f_rf[1])
+    if lyr.groups > 1 and not lyr.is_depthwise and (lyr.K // lyr.groups) % t_k:
+        v.append(Violation(n.name, "mapping.K", f"a K tile of {t_k} spans groups of {lyr.K // lyr.groups} channels "
+                           "(the engine keeps a grouped layer's K tiles inside one group)"))
+    return v
+
+
+def _capacity(n: LayerNode, chunk: Chunk, banked: bool) -> list[Violation]:
+    """Every kept tensor's tile fits the words its level gives it (shared levels: together);
+    with `banked` (FPGA) the GB tile is checked in the engine's banks instead."""
     m = n.mapping
     assert m is not None
     v: list[Violation] = []
     stride = np.array(n.layer.stride)
     for level in chunk.hierarchy:
         if level.name not in m.temporal:
+            continue
+        if banked and level.name == "GB":
+            v += _banks(n, chunk)
             continue
         tile = np.array([m.tile(level.name, d) for d in DIMS])
         fp = dict(zip(TENSORS, (int(x) for x in footprints(tile, stride, n.layer.is_depthwise))))

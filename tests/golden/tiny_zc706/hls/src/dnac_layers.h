@@ -7,6 +7,18 @@
 
 #define DNAC_NUM_LAYERS 5
 
+// The largest trip count of each loop of the element-wise engines over this project's pools and
+// adds (LOOP_TRIPCOUNT of dnac_pool / dnac_add).
+struct dnac_aux_tc {
+  static const int elements = 1;
+  static const int k = 16;
+  static const int n = 1;
+  static const int p = 4;
+  static const int q = 4;
+  static const int r = 2;
+  static const int s = 2;
+};
+
 static const layer_cfg_t DNAC_LAYERS[DNAC_NUM_LAYERS] = {
   // [0] conv1: conv, chunk 0, stage 0
   {DNAC_OP_CONV, 1, 8, 3, 3, 3, 16, 16, 16, 16, 1, 1, 1, 1, 1,

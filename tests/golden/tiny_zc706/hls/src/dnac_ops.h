@@ -130,21 +130,28 @@ inline dnac_geom_t dnac_geometry(const layer_cfg_t &L, int rows, int cols, bool 
   return G;
 }
 
-// Max or average pooling, element-wise after the producer's engine.
-template <typename fmap_T>
+// Max or average pooling, element-wise after the producer's engine.  TC holds the largest trip
+// count of each loop over the project's pools (dnac_layers.h: dnac_aux_tc), for LOOP_TRIPCOUNT.
+template <class TC, typename fmap_T>
 void dnac_pool(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
   const long long in = dnac_slot(L.in_off[0], L.in_slots[0], L.in_size[0], frame);
   const long long out = dnac_slot(L.out_off, L.out_slots, L.out_size, frame);
   const int window = L.R * L.S;
   for (int n = 0; n < L.N; ++n) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::n
     for (int k = 0; k < L.K; ++k) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::k
       for (int p = 0; p < L.P; ++p) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::p
         for (int q = 0; q < L.Q; ++q) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::q
           long long best = 0;
           long long sum = 0;
           bool seen = false;
           for (int r = 0; r < L.R; ++r) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::r
             for (int s = 0; s < L.S; ++s) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::s
 #pragma HLS PIPELINE II=1
               const int h = p * L.sr + r - L.pr;
               const int w = q * L.sc + s - L.pc;
@@ -165,7 +172,7 @@ void dnac_pool(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
 }
 
 // Residual add of up to DNAC_MAX_INPUTS tensors, requantized like a convolution's accumulator.
-template <typename fmap_T>
+template <class TC, typename fmap_T>
 void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
   long long base[DNAC_MAX_INPUTS];
   for (int i = 0; i < DNAC_MAX_INPUTS; ++i) {
@@ -174,6 +181,7 @@ void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
   const long long out = dnac_slot(L.out_off, L.out_slots, L.out_size, frame);
   const long long count = (long long)L.N * L.K * L.P * L.Q;
   for (long long e = 0; e < count; ++e) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=TC::elements
 #pragma HLS PIPELINE II=1
     long long acc = 0;
     for (int i = 0; i < DNAC_MAX_INPUTS; ++i) {

@@ -26,7 +26,7 @@ void dnac_top(
   }
   c0_engine(DNAC_LAYERS[0], frame, weights_c0, biases_c0, fmaps_c0, psums_c0);  // conv1
   c0_engine(DNAC_LAYERS[1], frame, weights_c0, biases_c0, fmaps_c0, psums_c0);  // conv2
-  dnac_pool(DNAC_LAYERS[2], frame, fmaps_c0);  // pool
+  dnac_pool<dnac_aux_tc>(DNAC_LAYERS[2], frame, fmaps_c0);  // pool
   c0_engine(DNAC_LAYERS[3], frame, weights_c0, biases_c0, fmaps_c0, psums_c0);  // conv3
   c0_engine(DNAC_LAYERS[4], frame, weights_c0, biases_c0, fmaps_c0, psums_c0);  // fc
 }

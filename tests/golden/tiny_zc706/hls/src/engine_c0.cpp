@@ -311,7 +311,6 @@ void c0_engine(const layer_cfg_t &L, int frame, const wgt_mem_t *weights, const 
     const bool more = t + 1 < tiles;
     bool carry = more;
     for (int i = 0; i < DNAC_DIMS; ++i) {
-#pragma HLS UNROLL
       nxt[i] = cur[i];
     }
     if (carry) {
@@ -358,7 +357,6 @@ void c0_engine(const layer_cfg_t &L, int frame, const wgt_mem_t *weights, const 
     drain = o_new;
     prev_last = last_cur;
     for (int i = 0; i < DNAC_DIMS; ++i) {
-#pragma HLS UNROLL
       prev[i] = cur[i];
       cur[i] = nxt[i];
     }
