@@ -135,6 +135,8 @@ def test_engines_follow_the_ir(tmp_path: Path, model: str, seed: int) -> None:
         assert consts == {d.value: chunk.unroll_of(d) for d in (Dim.K, Dim.C, Dim.R, Dim.S, Dim.P, Dim.Q)}
         consts = {d: u for d, u in consts.items() if u > 1}
         unrolled = re.findall(rf"for \(int s([NKCRSPQ]) = 0; s\1 < c{cid}_U_\1; \+\+s\1\) {{\n#pragma HLS UNROLL", src)
+        if f"for (int sK2 = 0; sK2 < c{cid}_U_K2; ++sK2) {{\n#pragma HLS UNROLL" in src:  # packed 8-bit MACs
+            unrolled.append("K")
         assert sorted(unrolled) == sorted(consts)
         assert math_prod(consts.values()) <= chunk.pe_array[0] * chunk.pe_array[1]
         compute = src[src.index(f"static void c{cid}_compute"):src.index(f"void c{cid}_engine")]

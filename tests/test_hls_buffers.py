@@ -148,10 +148,10 @@ def test_decoded_designs_fit_their_banks(model: str) -> None:
     assert grouped.any() == (model == "odd")
 
 
-def _max_unroll_design(noc: NocStyle):  # type: ignore[no-untyped-def]
+def _max_unroll_design(noc: NocStyle, bits: int = 8):  # type: ignore[no-untyped-def]
     """A stride-2 conv and two depthwise layers (stride 1 and 2) on PE arrays with the largest
-    unroll of every dim of `noc`, in one multi-cycle-free pipeline."""
-    b = ModelBuilder("maxu", (8, 17, 17), batch=1, w_bits=8, a_bits=8)
+    unroll of every dim of `noc`, as a pipeline (8 bits: packed DSP MACs; 4 bits: LUT MACs)."""
+    b = ModelBuilder("maxu", (8, 17, 17), batch=1, w_bits=bits, a_bits=bits)
     b.conv("s2", 24, 3, stride=2, padding=1, activation="relu", bias=True)
     b.conv("dw1", 24, 3, padding=1, groups=24, activation="relu")
     b.conv("dw2", 24, 5, stride=2, padding=2, groups=24)
@@ -173,9 +173,9 @@ def _max_unroll_design(noc: NocStyle):  # type: ignore[no-untyped-def]
 
 
 @needs_csim
-@pytest.mark.parametrize("noc", list(NocStyle))
-def test_max_unroll_stride2_and_depthwise_bit_exact(tmp_path: Path, noc: NocStyle) -> None:
-    g = _max_unroll_design(noc)
+@pytest.mark.parametrize("noc,bits", [(noc, 8) for noc in NocStyle] + [(NocStyle.KPQ, 4)])
+def test_max_unroll_stride2_and_depthwise_bit_exact(tmp_path: Path, noc: NocStyle, bits: int) -> None:
+    g = _max_unroll_design(noc, bits)
     assert any(c.unroll_of(d) == max(UNROLL_CHOICES[d]) for c in g.chunks.values() for d in noc.dims)
     write(g, "zc706", tmp_path, 0)
     run = _make(tmp_path / "hls", "csim")
@@ -204,3 +204,35 @@ def test_static_check_finds_what_vivado_refuses(tmp_path: Path) -> None:
     assert any("recursion" in p for p in found) and any("dynamic allocation" in p for p in found)
     engine.write_text(good.replace("#pragma HLS LOOP_TRIPCOUNT min=1 max=", "// ", 1))
     assert any("neither a constant bound" in p for p in check_project(hls, g))
+
+
+@needs_csim
+def test_packed_mac_is_exact_for_every_8bit_operand(tmp_path: Path) -> None:
+    """dnac_mac2 (two MACs in one DSP48E1 multiply) against two plain products, for all 2^24
+    (w0, w1, x) of 8-bit signed operands, compiled with the project's own headers."""
+    import importlib.resources
+    import subprocess
+
+    ops = importlib.resources.files("dnac.templates") / "hls" / "lib" / "dnac_ops.h"
+    (tmp_path / "dnac_ops.h").write_text(ops.read_text())
+    (tmp_path / "t.cpp").write_text("""
+#include <cstdio>
+#include "dnac_ops.h"
+int main() {
+  long long bad = 0;
+  for (int w0 = -128; w0 < 128; ++w0)
+    for (int w1 = -128; w1 < 128; ++w1)
+      for (int x = -128; x < 128; ++x) {
+        ap_int<24> s0 = 0, s1 = 0;
+        dnac_mac2(ap_int<8>(w0), ap_int<8>(w1), ap_int<8>(x), s0, s1);
+        bad += (s0 != w0 * x) + (s1 != w1 * x);
+      }
+  std::printf("%lld\\n", bad);
+  return bad != 0;
+}
+""")
+    ap = importlib.resources.files("hls4ml") / "templates" / "vivado" / "ap_types"
+    subprocess.run(["g++", "-std=c++14", "-O2", "-isystem", str(ap), "-I", str(tmp_path), "-o", str(tmp_path / "t"),
+                    str(tmp_path / "t.cpp")], check=True, capture_output=True, timeout=300)
+    run = subprocess.run([str(tmp_path / "t")], capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0 and run.stdout.strip() == "0", run.stdout + run.stderr

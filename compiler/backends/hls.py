@@ -13,6 +13,8 @@ Writes `<out>/hls/`:
     tb/testbench.cpp        C-simulation testbench: compares every output with the golden data
     data/*.bin              golden data from the integer reference model (`refmodel`), little-endian words
 
+Each engine's buffers are `fpga_buffers.chunk_buffers` of its chunk, the arrays the cost model
+counts; `HlsBackend.report["hls_resources"]` counts what was emitted (report.json's section).
 This module only gathers the template context from the IR (and writes the data files); all C++,
 Tcl and make text lives in `templates/hls/`.  Engines follow dnac's canonical hierarchy (DRAM ->
 GB -> PE array -> RF); a design imported with another hierarchy is refused.
@@ -172,7 +174,9 @@ def _engine(chunk: Chunk, nodes: list[LayerNode], hosted: list[dict[str, Any]], 
                      "width": b.width, "words": b.words, "lutram": b.lutram, "bram18k": b.bram18k(target),
                      "luts": b.luts()} for b in bufs],
         "bits": {"w": chunk.w_bits, "a": chunk.a_bits, "acc": bufs[2].width},
-        "dsp": fpga_buffers.dsp_count(chunk.pes, chunk.w_bits, chunk.a_bits, target),
+        "dsp": fpga_buffers.dsp_count(chunk.unroll, chunk.w_bits, chunk.a_bits, chunk.depthwise, target),
+        "mac": "packed" if fpga_buffers.packs(chunk.w_bits, chunk.a_bits, chunk.depthwise, target) else (
+            "lut" if not target.uses_dsp(chunk.w_bits, chunk.a_bits) else "dsp"),
         "gb": [chunk.gb.W, chunk.gb.I, chunk.gb.O],
         "hosted": hosted,
     }

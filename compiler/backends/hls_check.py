@@ -175,7 +175,8 @@ def check_project(hls: Path, design: DesignGraph) -> list[str]:
                 else:
                     limit = {"ROW": max(chunk.unroll_of(Dim.P), chunk.unroll_of(Dim.R)),
                              "COL": max(chunk.unroll_of(Dim.Q), chunk.unroll_of(Dim.S)),
-                             "CH": chunk.unroll_of(Dim.K if chunk.depthwise else Dim.C)}.get(u[1])
+                             "CH": chunk.unroll_of(Dim.K if chunk.depthwise else Dim.C),
+                             "K2": -(-chunk.unroll_of(Dim.K) // 2)}.get(u[1])
                     if limit is None:
                         limit = chunk.unroll_of(Dim(u[1]))
                     if (consts.get(bound.strip()) or 0) > limit:

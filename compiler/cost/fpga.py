@@ -13,7 +13,8 @@ flattened, DNNBuilder-style ping-pong buffers):
               compute (double buffering), then the last tile's compute
 
 Resources per chunk: DSP48 from the PE count and the precision rule of the target file
-(16-bit: one MAC per DSP; 8-bit: two by operand packing; narrow MACs in LUTs); BRAM18K and
+(16-bit: one MAC per DSP; 5-8-bit: pairs of K lanes packed into one DSP, `fpga_buffers.dsps`;
+narrow MACs in LUTs); BRAM18K and
 LUTRAM from the W / I / O buffers exactly as the HLS engine declares them (`fpga_buffers`:
 ping-pong copies of as many banks as the PE array reads per cycle); LUT and FF from per-PE
 accumulators and operand registers and per-chunk control.  The RF level of the mapping is a loop
@@ -82,7 +83,8 @@ def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device
     pes = u.prod(dim=-1)
     dsp_per_mac = np.array([target.dsp_per_mac(int(w), int(a)) for w, a in batch.bits])
     lut_per_mac = np.array([target.lut_per_mac(int(w), int(a)) for w, a in batch.bits])
-    dsp = torch.ceil(pes * _t(dsp_per_mac, device)) * used
+    dw = _depthwise_slots(batch).astype(bool)
+    dsp = _t(buffers.dsps(batch.unroll, dsp_per_mac[None], dw, target.packed_macs_per_dsp), device) * used
     n_banks, depth, width = slot_buffers(batch)
     copies = buffers.COPIES * n_banks
     bram = _t((copies * buffers.bram18k(depth, width, target)).sum(-1), device) * used

@@ -1,4 +1,5 @@
-"""The on-chip buffers of an FPGA engine, described once for the cost model and the HLS back-end.
+"""The on-chip buffers and DSP48s of an FPGA engine, described once for the cost model and the
+HLS back-end.
 
 A chunk's engine keeps one global-buffer (GB) partition per tensor, W, I and O, as the IR gives
 them (`Chunk.gb`, in words).  Each is an array `[2][banks][depth]`: two copies (ping-pong: the
@@ -40,7 +41,6 @@ Works on numpy arrays (the batched model) and on Python ints (the back-end) alik
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,27 @@ def chunk_buffers(unroll: dict[Dim, int], gb_words: tuple[int, int, int], widths
     return [Buffer(t, int(nb[i]), int(dp[i]), int(widths[i]), int(gb_words[i])) for i, t in enumerate(TENSORS)]
 
 
-def dsp_count(pes: int, w_bits: int, a_bits: int, target: FpgaTarget) -> int:
-    """DSP48 slices of a PE array of `pes` MACs at these operand widths."""
-    return math.ceil(pes * target.dsp_per_mac(w_bits, a_bits))
+def dsps(unroll: Any, per_mac: Any, depthwise: Any, packed_macs: int) -> Any:
+    """DSP48 slices of PE arrays `unroll[..., 7]` whose MACs cost `per_mac` DSPs each.
+
+    Packed MACs (`0 < per_mac < 1`: two narrow multiplies in one DSP48, WP486) must share an
+    operand: the engine packs pairs of K lanes, which read the same input, so a K unroll of u
+    costs ceil(u / 2) DSPs per column of the array.  A depthwise engine's K lanes read different
+    inputs and different weights: it packs nothing, one DSP per MAC."""
+    u = np.asarray(unroll)
+    per_mac = np.asarray(per_mac, dtype=np.float64)
+    pes = u.prod(axis=-1)
+    packed = (per_mac > 0) & (per_mac < 1)
+    pairs = -(-u[..., _K] // packed_macs) * (pes // u[..., _K])
+    return np.where(packed, np.where(depthwise, pes, pairs), np.ceil(pes * per_mac)).astype(np.int64)
+
+
+def packs(w_bits: int, a_bits: int, depthwise: bool, target: FpgaTarget) -> bool:
+    """Whether an engine of these widths packs two K lanes' MACs into one DSP (see `dsps`)."""
+    return 0 < target.dsp_per_mac(w_bits, a_bits) < 1 and not depthwise
+
+
+def dsp_count(unroll: dict[Dim, int], w_bits: int, a_bits: int, depthwise: bool, target: FpgaTarget) -> int:
+    """DSP48 slices of one engine (the scalar form of `dsps`)."""
+    u = np.array([unroll.get(d, 1) for d in DIMS])
+    return int(dsps(u, target.dsp_per_mac(w_bits, a_bits), depthwise, target.packed_macs_per_dsp))

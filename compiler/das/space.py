@@ -64,8 +64,9 @@ GB_KIB: dict[str, tuple[int, ...]] = {
     "asic": (8, 16, 32, 64, 128, 256, 512, 1024),
 }
 
-#: Register-file words per PE (all three tensors together), per target kind: FPGA PEs keep
-#: operands in flip-flops, so their files stay small; ASIC PEs may hold Eyeriss-size spads.
+#: Register-file words per PE (all three tensors together), per target kind.  On the FPGA the RF
+#: is a loop level, not a memory (the engine feeds every PE from the GB banks each cycle), so
+#: these sizes only bound the per-PE loop tile; ASIC PEs may hold Eyeriss-size spads.
 RF_WORDS: dict[str, tuple[int, ...]] = {
     "fpga": (3, 4, 6, 9, 12, 24),
     "asic": (3, 6, 12, 24, 48, 96, 192),

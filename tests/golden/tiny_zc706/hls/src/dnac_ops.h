@@ -77,6 +77,21 @@ inline long long dnac_floor_div(long long a, long long b) {
   return q;
 }
 
+// Two signed MACs of at most 8 bits that share the operand x, in one 25 x 18 multiply (a DSP48E1:
+// Xilinx WP486's packing, at a 16-bit offset for the 25-bit A port): (w1 * 2^16 + w0) * x equals
+// w1 x * 2^16 + w0 x, and |w0 x| <= 2^14 < 2^15, so the low 16 bits read as signed are w0 x and
+// the rest is w1 x.  Exact for every pair of 8-bit operands (tests/test_hls_buffers.py).
+template <typename acc_T>
+inline void dnac_mac2(ap_int<8> w0, ap_int<8> w1, ap_int<8> x, acc_T &s0, acc_T &s1) {
+#pragma HLS INLINE
+  const ap_int<25> packed = ((ap_int<25>)w1 << 16) + (ap_int<25>)w0;
+  const ap_int<33> p = packed * x;
+  const ap_int<16> lo = p(15, 0);
+  const ap_int<17> hi = (p - lo) >> 16;
+  s0 += lo;
+  s1 += hi;
+}
+
 // Block-cyclic banking (see dnac/compiler/cost/fpga_buffers.py): index x lies in bank
 // (x / block) % cycle at address (x / (block * cycle)) * block + x % block.  A dim of a GB tile,
 // x = (g * sp + s) * rf + r, is banked by its PE lane s with block rf and cycle sp; input rows

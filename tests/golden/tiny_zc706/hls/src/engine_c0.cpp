@@ -32,6 +32,8 @@ static const int c0_U_S = 7;
 static const int c0_U_P = 1;
 static const int c0_U_Q = 1;
 static const int c0_U_CH = c0_U_C, c0_U_ROW = c0_U_P * c0_U_R, c0_U_COL = c0_U_Q * c0_U_S;
+static const int c0_U_K2 = (c0_U_K + 1) / 2;  // DSP48s per column: K lanes packed in pairs
+
 
 typedef ap_int<8> c0_wgt_t;
 typedef ap_int<8> c0_act_t;
@@ -248,29 +250,34 @@ static void c0_compute(const c0_wgt_t w_buf[2][c0_WB][c0_WD], int ws,
           }
         }
       }
-      for (int sK = 0; sK < c0_U_K; ++sK) {
+      // 8-bit MACs: pairs of K lanes share their input and one DSP48 (dnac_mac2)
+      for (int sK2 = 0; sK2 < c0_U_K2; ++sK2) {
 #pragma HLS UNROLL
-        if (sK < L.sp[DNAC_K]) {
-          c0_acc_t sum = 0;
-          for (int sC = 0; sC < c0_U_C; ++sC) {
+        const int k0 = 2 * sK2, k1 = 2 * sK2 + 1;
+        c0_acc_t sum0 = 0, sum1 = 0;
+        for (int sC = 0; sC < c0_U_C; ++sC) {
 #pragma HLS UNROLL
-            if (sC < L.sp[DNAC_C]) {
-              for (int sR = 0; sR < c0_U_R; ++sR) {
+          if (sC < L.sp[DNAC_C]) {
+            for (int sR = 0; sR < c0_U_R; ++sR) {
 #pragma HLS UNROLL
-                if (sR < L.sp[DNAC_R]) {
-                  for (int sS = 0; sS < c0_U_S; ++sS) {
+              if (sR < L.sp[DNAC_R]) {
+                for (int sS = 0; sS < c0_U_S; ++sS) {
 #pragma HLS UNROLL
-                    if (sS < L.sp[DNAC_S]) {
-                      const int rb = rot_h + sR < G.hc ? rot_h + sR : rot_h + sR - G.hc;
-                      const int cb = rot_w + sS < G.wc ? rot_w + sS : rot_w + sS - G.wc;
-                      sum += wv[sK][sC][sR][sS] * iv[sC][rb][cb];
-                    }
+                  if (sS < L.sp[DNAC_S]) {
+                    const int rb = rot_h + sR < G.hc ? rot_h + sR : rot_h + sR - G.hc;
+                    const int cb = rot_w + sS < G.wc ? rot_w + sS : rot_w + sS - G.wc;
+                    dnac_mac2(wv[k0][sC][sR][sS], k1 < c0_U_K ? wv[k1][sC][sR][sS] : (c0_wgt_t)0, iv[sC][rb][cb], sum0, sum1);
                   }
                 }
               }
             }
           }
-          o_buf[os][(sK * c0_U_P + 0) * c0_U_Q + 0][o_addr] += sum;
+        }
+        if (k0 < L.sp[DNAC_K]) {
+          o_buf[os][(k0 * c0_U_P + 0) * c0_U_Q + 0][o_addr] += sum0;
+        }
+        if (k1 < c0_U_K && k1 < L.sp[DNAC_K]) {
+          o_buf[os][(k1 * c0_U_P + 0) * c0_U_Q + 0][o_addr] += sum1;
         }
       }
     }
