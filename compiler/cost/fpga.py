@@ -76,8 +76,13 @@ def slot_buffers(batch: DesignBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return n_banks, depth, width
 
 
-def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device) -> dict[str, torch.Tensor]:
-    """[B, S] DSP, BRAM18K, LUT and FF of every chunk slot (unused slots cost nothing)."""
+Buffers = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device,
+                    bufs: Buffers | None = None) -> dict[str, torch.Tensor]:
+    """[B, S] DSP, BRAM18K, LUT and FF of every chunk slot (unused slots cost nothing);
+    `bufs`: `slot_buffers(batch)` if already computed."""
     used = _t(batch.used_slots(), device)  # [B, S]
     u = _t(batch.unroll, device)  # [B, S, 7]
     pes = u.prod(dim=-1)
@@ -85,7 +90,7 @@ def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device
     lut_per_mac = np.array([target.lut_per_mac(int(w), int(a)) for w, a in batch.bits])
     dw = _depthwise_slots(batch).astype(bool)
     dsp = _t(buffers.dsps(batch.unroll, dsp_per_mac[None], dw, target.packed_macs_per_dsp), device) * used
-    n_banks, depth, width = slot_buffers(batch)
+    n_banks, depth, width = bufs or slot_buffers(batch)
     copies = buffers.COPIES * n_banks
     bram = _t((copies * buffers.bram18k(depth, width, target)).sum(-1), device) * used
     lutram = _t((copies * buffers.lutram_luts(depth, width)).sum(-1), device) * used
@@ -101,14 +106,14 @@ def _depthwise_slots(batch: DesignBatch) -> np.ndarray:
     return dw
 
 
-def tiles_fit(batch: DesignBatch) -> np.ndarray:
+def tiles_fit(batch: DesignBatch, bufs: Buffers | None = None) -> np.ndarray:
     """[B] whether every layer's GB tile fits the banks of its chunk's buffers
     (`fpga_buffers.bank_need` <= words per bank) and no grouped layer's K tile spans two groups."""
     f = batch.factors
     unroll = batch.per_layer(batch.unroll)
     need = buffers.bank_need(f[:, :, F_GB], f[:, :, F_SPATIAL], f[:, :, F_RF], unroll, batch.table.stride[None],
                              batch.table.depthwise[None])
-    _, depth, _ = slot_buffers(batch)
+    _, depth, _ = bufs or slot_buffers(batch)
     fit = (need <= batch.per_layer(depth)).all(-1)
     t_k = f[:, :, F_GB, _K] * f[:, :, F_SPATIAL, _K] * f[:, :, F_RF, _K]
     fit &= ~batch.table.grouped[None] | (batch.table.k_per_group[None] % t_k == 0)
@@ -163,10 +168,11 @@ def evaluate(batch: DesignBatch, target: FpgaTarget, dram_words: torch.Tensor, *
         n_slots=batch.n_slots, layer_cycles=cyc, aux_cycles=acyc, frame_bytes=frame_bytes,
         bytes_per_cycle=target.dram_bytes_per_cycle,
     )
-    per_slot = chunk_resources(batch, target, device)
+    bufs = slot_buffers(batch)
+    per_slot = chunk_resources(batch, target, device, bufs)
     res = {k: v.sum(1) for k, v in per_slot.items()}
     # multi-cycle shares one engine per kind; the per-slot sum already counts only used slots
-    feasible = torch.as_tensor(batch.fits & tiles_fit(batch), device=device)
+    feasible = torch.as_tensor(batch.fits & tiles_fit(batch, bufs), device=device)
     for key, budget in (("dsp", target.dsp), ("bram18k", target.bram18k), ("lut", target.lut), ("ff", target.ff)):
         feasible &= res[key] <= budget
     clock_hz = target.clock_mhz * 1e6
