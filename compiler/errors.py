@@ -49,6 +49,10 @@ class OutputError(DnacError):
     """An output folder that cannot or must not be written."""
 
 
+class OptionError(DnacError):
+    """A command-line option or environment setting out of its range."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message, for one-line reports of failures in
     code dnac calls (a user's module factory, torch.fx)."""

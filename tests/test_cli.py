@@ -93,3 +93,23 @@ def test_build_help_states_the_real_step_default(capsys) -> None:
 
     code, out, _ = run(capsys, "build", "--help")
     assert code == 0 and f"DAS gradient steps [default: {DasConfig.steps}]" in " ".join(out.split())
+
+
+def test_threads_default_option_and_environment(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One thread unless `--threads` or DNAC_THREADS asks for more; bad values are one line."""
+    import torch
+
+    from dnac.compiler import threads
+
+    monkeypatch.delenv(threads.ENV, raising=False)
+    try:
+        assert run(capsys, "inspect", "tiny")[0] == 0 and torch.get_num_threads() == threads.DEFAULT == 1
+        assert run(capsys, "--threads", "2", "inspect", "tiny")[0] == 0 and torch.get_num_threads() == 2
+        monkeypatch.setenv(threads.ENV, "3")
+        assert run(capsys, "inspect", "tiny")[0] == 0 and torch.get_num_threads() == 3
+        for args, env in ((["--threads", "0"], "1"), ([], "many")):
+            monkeypatch.setenv(threads.ENV, env)
+            code, out, err = run(capsys, *args, "inspect", "tiny")
+            assert code == 2 and out == "" and err.count("\n") == 1 and "threads" in err.lower(), err
+    finally:
+        threads.apply(threads.DEFAULT)
