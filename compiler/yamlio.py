@@ -17,6 +17,53 @@ from dnac.compiler.errors import DnacError, ModelError
 
 _MISSING = object()
 
+#: Limits on a YAML input, checked before it is built into Python objects (whose composer
+#: recurses once per nesting level, and whose aliases can multiply a small file into gigabytes).
+MAX_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIASES = 256
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with the same key twice (YAML 1.2 forbids it; PyYAML
+    silently keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                dup = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if dup:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _check_limits(text: str, file: str, error: type[DnacError]) -> None:
+    """Size, nesting depth and alias count, from the parser's event stream (which does not
+    recurse), so that no input can exhaust the stack or the memory of the loader after it."""
+    if len(text) > MAX_BYTES:
+        raise error(file, "", f"{len(text):,} characters exceed the {MAX_BYTES:,} a dnac YAML input may have")
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise error(file, f"line {mark.line + 1}, column {mark.column + 1}",
+                            f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                mark = event.start_mark
+                raise error(file, f"line {mark.line + 1}, column {mark.column + 1}",
+                            f"more than {MAX_ALIASES} aliases (*name)")
+
 
 def read_yaml(path: str | Path, error: type[DnacError] = ModelError) -> Any:
     """Parse a YAML file; every way it can fail is a one-line `error`."""
@@ -25,6 +72,9 @@ def read_yaml(path: str | Path, error: type[DnacError] = ModelError) -> Any:
         raise error(str(p), "", "file not found")
     if p.is_dir():
         raise error(str(p), "", "is a directory, expected a YAML file")
+    if p.stat().st_size > 4 * MAX_BYTES:  # before reading it: at most 4 bytes a character
+        raise error(str(p), "", f"{p.stat().st_size:,} bytes exceed the {MAX_BYTES:,} characters a dnac YAML "
+                                "input may have")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -33,8 +83,11 @@ def read_yaml(path: str | Path, error: type[DnacError] = ModelError) -> Any:
 
 
 def parse_yaml(text: str, file: str, error: type[DnacError] = ModelError) -> Any:
+    """Parse YAML text within `MAX_BYTES` / `MAX_DEPTH` / `MAX_ALIASES` and without duplicate
+    keys; every way it can fail is a one-line `error`."""
     try:
-        data = yaml.safe_load(text)
+        _check_limits(text, file, error)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"

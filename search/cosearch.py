@@ -137,7 +137,7 @@ class CoSearch:
         if not path.is_file():
             raise CheckpointError(str(path), "--resume", "no checkpoint to resume from (run without --resume first)")
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            state = torch.load(path, map_location=self.device, weights_only=True)  # data, never code
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
             raise CheckpointError(str(path), "", f"unreadable checkpoint: {str(exc).splitlines()[0]}") from None
         if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:

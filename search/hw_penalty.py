@@ -38,6 +38,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,18 @@ METRICS: dict[str, tuple[str, ...]] = {
 }
 _K = UNROLL_DIMS.index(Dim.K)
 
+
+
+def _plain(x: Any) -> Any:
+    """`x` with enums as their values and numpy scalars as Python numbers, so that the caches
+    hold only what a weights-only checkpoint may contain."""
+    if isinstance(x, Enum):
+        return x.value
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, tuple):
+        return tuple(_plain(v) for v in x)
+    return x
 
 @dataclass
 class CostTable:
@@ -162,10 +175,17 @@ class HardwarePenalty:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"das_cache": self.das_cache, "warm": self.warm, "probes": self.probes}
+        """The caches, as plain data and tensors only (checkpoints load with weights_only=True)."""
+        return {
+            "das_cache": {_plain(k): (torch.as_tensor(c), float(v)) for k, (c, v) in self.das_cache.items()},
+            "warm": {k: (_plain(c), torch.as_tensor(g)) for k, (c, g) in self.warm.items()},
+            "probes": {_plain(k): tuple(float(x) for x in v) for k, v in self.probes.items()},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.das_cache, self.warm, self.probes = dict(state["das_cache"]), dict(state["warm"]), dict(state["probes"])
+        self.das_cache = {k: (c.numpy(), v) for k, (c, v) in state["das_cache"].items()}
+        self.warm = {k: (c, g.numpy()) for k, (c, g) in state["warm"].items()}
+        self.probes = {k: tuple(v) for k, v in state["probes"].items()}  # type: ignore[misc]
 
     # ------------------------------------------------------------------ the candidates
     def _block_layers(self) -> dict[tuple[int, int, int], list[tuple[str, Layer]]]:
@@ -253,7 +273,7 @@ class HardwarePenalty:
                 return None
             gamma = das.logits.gamma.detach().numpy()
             for i, knob in enumerate(das.space.knobs):
-                unit_warm[knob.name] = (knob.choices, gamma[i, : knob.n].copy())
+                unit_warm[knob.name] = (_plain(knob.choices), gamma[i, : knob.n].copy())
             choices, value, space = res.choices, res.objective, das.space
             das_record = (g.key(), choices, value)
         else:
@@ -270,7 +290,7 @@ class HardwarePenalty:
         with torch.no_grad():
             for i, knob in enumerate(das.space.knobs):
                 hit = self.warm.get(knob.name)
-                if hit is not None and hit[0] == knob.choices:
+                if hit is not None and hit[0] == _plain(knob.choices):
                     das.logits.gamma[i, : knob.n] = torch.as_tensor(hit[1], dtype=das.logits.gamma.dtype)
 
     def _source_slots(self, g: Genotype, space: DesignSpace, slot: np.ndarray) -> dict[tuple[int, str], int]:

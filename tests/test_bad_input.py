@@ -171,3 +171,18 @@ def test_broken_design_yaml_names_node(capsys, monkeypatch, tmp_path) -> None:
     text = design_yaml.dump(random_design(zoo.get("tiny"), 0))
     text = text.replace("dims: {N: 1, K: 16, C: 8, R: 3, S: 3, P: 8, Q: 8}", "dims: {N: 1, K: 16, C: 8, R: 3, S: 3, P: 7, Q: 8}")
     check_rejected(capsys, monkeypatch, tmp_path, text, "conv2.dims.P", "is 7 but")
+
+
+def test_yaml_limits_before_parsing(capsys, monkeypatch, tmp_path: Path) -> None:
+    """Deep nesting, duplicate keys, alias bombs and oversized files are one line each, found
+    before the loader recurses or expands anything."""
+    from dnac.compiler import yamlio
+
+    deep = GOOD.replace("layers:\n", "junk: " + "[" * 5000 + "]" * 5000 + "\nlayers:\n")
+    check_rejected(capsys, monkeypatch, tmp_path, deep, "model.yaml: line 3", f"deeper than {yamlio.MAX_DEPTH}")
+    check_rejected(capsys, monkeypatch, tmp_path, GOOD + "name: other\n", "duplicate key 'name'")
+    bomb = "a: &a [x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 40)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    check_rejected(capsys, monkeypatch, tmp_path, bomb + GOOD, f"more than {yamlio.MAX_ALIASES} aliases")
+    monkeypatch.setattr(yamlio, "MAX_BYTES", 100)
+    check_rejected(capsys, monkeypatch, tmp_path, GOOD, "characters exceed the 100 a dnac YAML input may have")

@@ -89,6 +89,28 @@ def test_resume_ends_like_an_uninterrupted_run(dnac, tmp_path: Path) -> None:
     assert code == 2 and "seed" in err and err.count("\n") == 1
     code, _, err = dnac("search", "tiny", "--out", str(tmp_path / "none"), "--resume")
     assert code == 2 and "no checkpoint" in err
+    # a checkpoint is data: one that would run code when unpickled is refused, and runs nothing
+    import os
+
+    import torch
+
+    marker = tmp_path / "ran"
+    ckpt = tmp_path / "cut" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["log"] = _Exploit(str(marker))
+    torch.save(state, ckpt)
+    code, _, err = dnac("search", "tiny", "--epochs", "3", "--out", str(tmp_path / "cut"), "--resume")
+    assert code == 2 and "unreadable checkpoint" in err and err.count("\n") == 1 and not os.path.exists(marker)
+
+
+class _Exploit:
+    """Pickles as a call that would create a file (if a loader ran it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (open, (self.path, "w"))
 
 
 @pytest.mark.parametrize("doc,field,reason", [

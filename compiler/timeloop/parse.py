@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from dnac.compiler.errors import DesignError
+from dnac.compiler.yamlio import read_yaml
 from dnac.compiler.timeloop.nest import (
     COEFFICIENTS,
     TL_TENSORS,
@@ -39,12 +39,7 @@ _RANGE = re.compile(r"^(?P<base>[^\[]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
 def _load(path: Path, key: str) -> Any:
-    if not path.is_file():
-        raise DesignError(str(path), "", "file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DesignError(str(path), "", f"not valid YAML: {exc}".splitlines()[0]) from None
+    doc = read_yaml(path, DesignError)
     if not isinstance(doc, dict) or key not in doc:
         raise DesignError(str(path), key, "missing top-level key")
     return doc[key]
