@@ -33,9 +33,15 @@ log = logging.getLogger("dnac")
               help=f"Threads for tensor work (search, cost models, training). Default: ${threads_mod.ENV}, else "
                    f"{threads_mod.DEFAULT}: more threads gain 12-20% on an idle machine and lose 1.5-2.3x when "
                    "another process holds a core.")
+@click.option("--trust-code", is_flag=True,
+              help="Let model.yaml files name PyTorch factories (`torch: package.module:factory`), which imports "
+                   "and runs that code; only for files you trust (also: DNAC_TRUST_CODE=1).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, threads: int | None) -> None:
+def cli(ctx: click.Context, debug: bool, threads: int | None, trust_code: bool) -> None:
     """dnac: network / precision / accelerator co-design compiler (DNA + TRIPS)."""
+    from dnac.compiler.workload import module_spec
+
+    module_spec.trust_code(trust_code)
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["threads"] = n_threads = threads_mod.resolve(threads)

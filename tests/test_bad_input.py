@@ -22,13 +22,14 @@ layers:
 """
 
 
-def check_rejected(capsys, monkeypatch, tmp_path: Path, text: str | None, *patterns: str, arg: str | None = None) -> str:
-    """Write `text` as model.yaml (unless None), run `dnac inspect`, check the contract."""
+def check_rejected(capsys, monkeypatch, tmp_path: Path, text: str | None, *patterns: str, arg: str | None = None,
+                   options: tuple[str, ...] = ()) -> str:
+    """Write `text` as model.yaml (unless None), run `dnac [options] inspect`, check the contract."""
     monkeypatch.chdir(tmp_path)
     if text is not None:
         (tmp_path / "model.yaml").write_text(text)
     before = sorted(os.listdir(tmp_path))
-    code, out, err = run(capsys, "inspect", arg or "model.yaml")
+    code, out, err = run(capsys, *options, "inspect", arg or "model.yaml")
     assert code == 2, (out, err)
     assert out == ""
     lines = err.strip().splitlines()
@@ -135,7 +136,16 @@ def test_unsupported_torch_op(capsys, monkeypatch, tmp_path) -> None:
     for name in ("torch_unsupported.yaml", "torch_factory.py"):
         shutil.copy(DATA / "models" / name, tmp_path / name)
     check_rejected(capsys, monkeypatch, tmp_path, None, "node 'sigmoid'", "unsupported op torch.sigmoid",
-                   "torch_factory.py:", arg="torch_unsupported.yaml")
+                   "torch_factory.py:", arg="torch_unsupported.yaml", options=("--trust-code",))
+
+
+def test_model_yaml_is_data_not_code(capsys, monkeypatch, tmp_path) -> None:
+    """A `torch:` factory is not imported, let alone called, without `--trust-code`."""
+    (tmp_path / "evil.py").write_text("open('ran', 'w').close()\ndef net():\n    open('called', 'w').close()\n")
+    text = "name: x\ninput_shape: [3, 8, 8]\ntorch: evil:net\n"
+    monkeypatch.delenv("DNAC_TRUST_CODE", raising=False)
+    check_rejected(capsys, monkeypatch, tmp_path, text, "model.yaml: torch: naming a PyTorch factory", "--trust-code")
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "called").exists()
 
 
 def test_unknown_field_is_a_typo(capsys, monkeypatch, tmp_path) -> None:

@@ -47,7 +47,7 @@ def test_inspect_model_yaml_and_torch(capsys) -> None:
     data = json.loads(out)
     ops = [layer["op"] for layer in data["layers"]]
     assert ops == ["conv", "conv", "conv", "add", "conv", "dwconv", "conv", "maxpool", "avgpool", "linear"]
-    code, out, _ = run(capsys, "inspect", str(DATA / "models" / "torch_block.yaml"), "--json")
+    code, out, _ = run(capsys, "--trust-code", "inspect", str(DATA / "models" / "torch_block.yaml"), "--json")
     assert code == 0
     assert [layer["op"] for layer in json.loads(out)["layers"]] == ["conv", "conv", "add", "avgpool", "linear"]
 

@@ -186,8 +186,12 @@ def _from_torch(
     base_dir: Path | None,
 ) -> Workload:
     from dnac.compiler.workload.fx_import import from_torch, module_from_spec  # torch is heavy
+    from dnac.compiler.workload.module_spec import TRUST_ENV, code_trusted
 
     spec = top.str_("torch")
+    if not code_trusted():  # before anything is imported: a model.yaml is data, not code
+        top.fail("torch", f"naming a PyTorch factory ({spec!r}) runs its module's code; for a file you trust, "
+                          f"allow it with `dnac --trust-code ...` or {TRUST_ENV}=1")
     kwargs = top.map_("torch_kwargs", {}).data
     module = module_from_spec(spec, top.file, kwargs=kwargs, search_path=base_dir)
     wl = from_torch(module, shape, name=name, batch=batch, w_bits=w_bits, a_bits=a_bits, file=top.file)

@@ -20,6 +20,23 @@ from dnac.compiler.errors import ModelError, first_line
 
 _SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
+#: The environment variable that, set to 1, lets model.yaml files name PyTorch factories.
+TRUST_ENV = "DNAC_TRUST_CODE"
+_trusted = False
+
+
+def trust_code(enabled: bool) -> None:
+    """Let (or stop letting) model.yaml files import and call the factories they name
+    (`dnac --trust-code`).  A model.yaml is data: by default naming a factory is an error, since
+    importing a module runs its code."""
+    global _trusted
+    _trusted = enabled
+
+
+def code_trusted() -> bool:
+    """Whether model.yaml files may name factories: `trust_code(True)` or DNAC_TRUST_CODE=1."""
+    return _trusted or os.environ.get(TRUST_ENV, "") == "1"
+
 
 def load_factory(
     spec: str, file: str, *, search_path: str | os.PathLike[str] | None = None
