@@ -87,7 +87,7 @@ def parse_yaml(text: str, file: str, error: type[DnacError] = ModelError) -> Any
     keys; every way it can fail is a one-line `error`."""
     try:
         _check_limits(text, file, error)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"

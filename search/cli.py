@@ -38,10 +38,11 @@ def safe_segment(name: str) -> str:
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Output folder (default hw_out/search-<name>).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the config's).")
 @click.option("--resume", is_flag=True, help="Continue from <out>/checkpoint.pt.")
+@click.option("--force", is_flag=True, help="Write into an existing --out that dnac did not write.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
 def search(config: str, dataset: str | None, data_dir: str | None, target: str | None, objective: str | None,
            epochs: int | None, limit_batches: int | None, out: str | None, seed: int | None, resume: bool,
-           progress: bool | None) -> None:
+           force: bool, progress: bool | None) -> None:
     """Co-search network, precision and accelerator (DNA / TRIPS).
 
     CONFIG is a YAML file or a preset (cifar10, cifar10-dna, fashion-mnist, tiny).  Writes
@@ -55,10 +56,15 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
     cfg = with_overrides(load_config(config), dataset=dataset, data_dir=data_dir, target=target, objective=objective,
                          epochs=epochs, limit_batches=limit_batches, seed=seed)
     folder = Path(out) if out else DEFAULT_ROOT / f"search-{safe_segment(cfg.name)}"
-    _check_writable(folder)
     ctx, device = init_from_env()
+    created = _claim(folder, force) if ctx.is_main else False
     say = (lambda s: click.echo(s, err=True)) if ctx.is_main else (lambda s: None)
-    result = CoSearch(cfg, folder, dist=ctx, device=device, progress=progress, printer=say).run(resume=resume)
+    try:
+        result = CoSearch(cfg, folder, dist=ctx, device=device, progress=progress, printer=say).run(resume=resume)
+    except BaseException:
+        if created:  # a search that failed before it saved anything leaves no folder behind
+            _remove_if_unused(folder)
+        raise
     if ctx.is_main and result is not None:
         r = result.report
         click.echo(f"network: {' '.join(result.genotype.describe())}")
@@ -67,7 +73,31 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
         click.echo(f"wrote {folder}/model.yaml, design.yaml, report.json, search_log.json")
 
 
+def _claim(folder: Path, force: bool) -> bool:
+    """Make `folder` the search's output before any work starts, as `dnac build` guards its own:
+    a non-empty folder without dnac's marker (a user's files, a mistyped --out) is refused
+    unless `force`; the folder must be writable; the marker goes in.  Returns whether the folder
+    was created here."""
+    from dnac.compiler.errors import OutputError
+    from dnac.compiler.output import MARKER, MARKER_TEXT, written_by_dnac
+
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputError(str(folder), "--out", "exists and is not a folder")
+    if folder.is_dir() and not force and not written_by_dnac(folder) and any(folder.iterdir()):
+        raise OutputError(str(folder), "--out", "exists and was not written by dnac; pass --force")
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+    except OSError as exc:
+        if created:
+            _remove_if_unused(folder)
+        raise OutputError(str(folder), "--out", f"cannot write there: {exc.strerror or exc}") from None
+    return created
+
+
 def _check_writable(folder: Path) -> None:
+    """`dnac train` writes its three files beside the model: the folder must take them."""
     from dnac.compiler.errors import OutputError
 
     try:
@@ -77,6 +107,18 @@ def _check_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise OutputError(str(folder), "--out", f"cannot write there: {exc.strerror or exc}") from None
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """Remove `folder` if it holds nothing but dnac's marker."""
+    from dnac.compiler.output import MARKER
+
+    try:
+        if {p.name for p in folder.iterdir()} <= {MARKER}:
+            (folder / MARKER).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def _train_config(model: str, config: str | None) -> tuple[str, Any, str, str | None, int | None]:

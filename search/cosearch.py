@@ -35,6 +35,7 @@ from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph
+from dnac.compiler.output import MARKER, MARKER_TEXT
 from dnac.compiler.targets import load_target
 from dnac.search import data as datasets
 from dnac.search.config import SearchConfig
@@ -124,6 +125,8 @@ class CoSearch:
     def save_checkpoint(self) -> None:
         if not self.dist.is_main:
             return
+        if not (self.out / MARKER).is_file():  # the folder is dnac's: a later search may resume or replace it
+            write_atomic(self.out / MARKER, MARKER_TEXT)
         state = {
             "version": CHECKPOINT_VERSION, "config": self.cfg.as_dict(), "epoch": self.epoch,
             "net": self.net.state_dict(), "w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(),

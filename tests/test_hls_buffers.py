@@ -67,10 +67,9 @@ def test_block_cyclic_rows_are_conflict_free(mode: str) -> None:
         assert len(placed) == rows
         assert max(a for _, a in placed) + 1 == fpga_buffers.block_extent(rows, block, cycle)
         for g_o, r_o, g_r, r_r in itertools.product(range(gb_o), range(rf_o), range(gb_r), range(rf_r)):
-            def row(s_o: int, s_r: int) -> int:
-                return ((g_o * sp_o + s_o) * rf_o + r_o) * stride + (g_r * sp_r + s_r) * rf_r + r_r
-
-            lanes = [row(s, 0) for s in range(sp_o)] if mode == "out" else [row(0, s) for s in range(sp_r)]
+            rows_of = [(((g_o * sp_o + s_o) * rf_o + r_o) * stride + (g_r * sp_r + s_r) * rf_r + r_r)
+                       for s_o in range(sp_o) for s_r in range(sp_r)]
+            lanes = rows_of  # one of sp_o, sp_r is 1: the lanes of the unrolled dim, in order
             banks = [_bank(h, block, cycle) for h in lanes]
             assert sorted(banks) == list(range(cycle))  # one read per bank
             x = lanes[0]  # the engine: rotation and per-bank address from lane 0's row
@@ -101,7 +100,7 @@ def test_bank_need_is_the_fullest_bank() -> None:
         need = fpga_buffers.bank_need(f_gb, sp, f_rf, unroll, stride, dw)
         t = f_gb * sp * f_rf
 
-        def lane(d: int, x: int) -> tuple[int, int]:
+        def lane(d: int, x: int, f_rf: np.ndarray = f_rf, sp: np.ndarray = sp) -> tuple[int, int]:
             return _bank(x, int(f_rf[d]), int(sp[d])), _addr(x, int(f_rf[d]), int(sp[d]))
 
         w_fill: dict[tuple[int, ...], set[int]] = {}

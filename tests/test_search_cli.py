@@ -165,3 +165,24 @@ def test_presets_are_the_papers_settings() -> None:
     assert with_overrides(asic, target="zc706").hardware.objective == "latency"
     with pytest.raises(ConfigError, match="not an objective for zc706"):
         with_overrides(load_config("tiny"), objective="edp")
+
+
+def test_search_out_is_guarded_like_build(dnac, tmp_path: Path) -> None:
+    """A user's folder is not written into without --force; a failing search leaves no folder;
+    dnac's own folder (marker) is reused."""
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "report.json").write_text("my notes")
+    code, _, err = dnac("search", "tiny", "--epochs", "1", "--out", str(user), "--no-progress")
+    assert code == 2 and "not written by dnac; pass --force" in err and err.count("\n") == 1
+    assert sorted(p.name for p in user.iterdir()) == ["report.json"] and (user / "report.json").read_text() == "my notes"
+    fresh = tmp_path / "new" / "out"
+    code, _, err = dnac("search", "tiny", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"),
+                        "--epochs", "1", "--out", str(fresh), "--no-progress")
+    assert code == 2 and not fresh.exists(), err
+    code, _, err = dnac("search", "tiny", "--epochs", "1", "--out", str(fresh), "--no-progress")
+    assert code == 0 and (fresh / ".dnac").is_file() and (fresh / "model.yaml").is_file(), err
+    code, _, err = dnac("search", "tiny", "--epochs", "1", "--out", str(fresh), "--no-progress")
+    assert code == 0, err  # its own folder
+    code, _, err = dnac("search", "tiny", "--epochs", "1", "--out", str(user), "--no-progress", "--force")
+    assert code == 0 and (user / "model.yaml").is_file(), err

@@ -31,8 +31,8 @@ import numpy as np
 
 from dnac.compiler import refmodel
 from dnac.compiler.backends.base import Backend, write_files
-from dnac.compiler.cost import fpga_buffers
 from dnac.compiler.backends.render import read_static, render
+from dnac.compiler.cost import fpga_buffers
 from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.chunk import Chunk
 from dnac.compiler.ir.design import DesignGraph, LayerNode

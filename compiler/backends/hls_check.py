@@ -33,11 +33,11 @@ from dnac.compiler.vocab import DIMS, Dim
 _CONST = re.compile(r"(?:static\s+const\s+int|const\s+int)\s+([^;()]+);")
 _ASSIGN = re.compile(r"(\w+)\s*=\s*([\w\s*+()]+)")
 _ENUM = re.compile(r"\b(DNAC_\w+)\s*=\s*(\d+)")
-_DEFINE = re.compile(r"#define\s+(\w+)\s+(\d+)\s*$", re.M)
-_ARRAY = re.compile(r"^\s*(?:static\s+)?(?:const\s+)?[\w:<>]+\s+(\w+)((?:\[[^\]]+\])+)\s*(?:=|;)", re.M)
+_DEFINE = re.compile(r"#define\s+(\w+)\s+(\d+)\s*$", re.MULTILINE)
+_ARRAY = re.compile(r"^\s*(?:static\s+)?(?:const\s+)?[\w:<>]+\s+(\w+)((?:\[[^\]]+\])+)\s*(?:=|;)", re.MULTILINE)
 _FOR = re.compile(r"for \(int (\w+) = [^;]+; \1 < ([^;]+); [^)]+\) \{\n((?:[ \t]*#pragma[^\n]*\n)*)")
 _PARTITION = re.compile(r"#pragma HLS ARRAY_PARTITION variable=(\w+) (complete|cyclic factor=(\d+)|block factor=(\d+)) dim=(\d+)")
-_FUNC = re.compile(r"^(?:template <[^>]*>\s*)?(?:static\s+|inline\s+)*[\w:<>]+\s+(\w+)\(", re.M)
+_FUNC = re.compile(r"^(?:template <[^>]*>\s*)?(?:static\s+|inline\s+)*[\w:<>]+\s+(\w+)\(", re.MULTILINE)
 _ALLOC = re.compile(r"\b(new|malloc|calloc|realloc|alloca|free)\b\s*[\[(]?|std::vector")
 
 
@@ -74,7 +74,7 @@ def _value(expr: str, consts: dict[str, int]) -> int | None:
     names = re.findall(r"[A-Za-z_][\w:]*", expr)
     if any(n not in consts for n in names):
         return None
-    return int(eval(re.sub(r"[A-Za-z_][\w:]*", lambda m: str(consts[m[0]]), expr), {"__builtins__": {}}))  # noqa: S307
+    return int(eval(re.sub(r"[A-Za-z_][\w:]*", lambda m: str(consts[m[0]]), expr), {"__builtins__": {}}))
 
 
 def _functions(text: str) -> dict[str, str]:

@@ -72,7 +72,7 @@ def unrolls(space: DesignSpace, ch: np.ndarray) -> np.ndarray:
     return unroll
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _divisors(m: int) -> np.ndarray:
     return np.array([d for d in range(1, m + 1) if m % d == 0], dtype=np.int64)
 

@@ -234,7 +234,7 @@ def _mapping(g: DesignGraph, n: LayerNode) -> list[Violation]:
     return v
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _is_fpga(target: str) -> bool:
     from dnac.compiler.targets import FpgaTarget, known_targets, load_target
 

@@ -18,9 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-
 from dnac.compiler.errors import DesignError
-from dnac.compiler.yamlio import read_yaml
 from dnac.compiler.timeloop.nest import (
     COEFFICIENTS,
     TL_TENSORS,
@@ -32,6 +30,7 @@ from dnac.compiler.timeloop.nest import (
     Storage,
     projections,
 )
+from dnac.compiler.yamlio import read_yaml
 
 _STORAGE_CLASSES = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
 _COMPUTE_CLASSES = ("mac", "intmac", "fpmac", "compute")
