@@ -7,6 +7,11 @@ temporary folder is removed and `out` is left as it was.  The marker is how a la
 that an existing `out` is dnac's own and may be replaced; a folder without it (a user's files, or
 the wrong `--out`) is replaced only with `force=True`.  An empty folder holds nothing to lose and
 is always replaced.
+
+A run killed at any moment (kill -9) leaves at most its temporary folders beside `out`, named
+`.<out>.tmp-<pid>-*` / `.<out>.old-<pid>-*`; the next run into the same `out` removes those whose
+process is gone, and if the kill fell between moving the previous `out` aside and moving the new
+one in, it puts the previous one back first.  So `out` is always either absent or complete.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +44,41 @@ def _check_target(out: Path, force: bool) -> None:
         raise OutputError(str(out), _FIELD, "exists and was not written by dnac; pass --force")
 
 
+#: A temporary folder without a process id in its name (an older dnac's) is stale after this long.
+_STALE_SECONDS = 600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _sweep(out: Path, parent: Path) -> None:
+    """Remove the temporary folders that killed runs left beside `out` (see the module docstring)."""
+    if not parent.is_dir():
+        return
+    for kind in ("old", "tmp"):  # an aside previous output first: it may have to go back into place
+        prefix = f".{out.name}.{kind}-"
+        for entry in parent.iterdir():
+            if not entry.name.startswith(prefix) or not entry.is_dir():
+                continue
+            pid_text = entry.name[len(prefix):].split("-", 1)[0]
+            if pid_text.isdigit():
+                if _alive(int(pid_text)):
+                    continue
+            elif time.time() - entry.stat().st_mtime < _STALE_SECONDS:
+                continue
+            prev = entry / "prev"
+            if kind == "old" and prev.is_dir() and not out.exists():
+                os.rename(prev, out)
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _fsync_tree(root: Path) -> None:
     """Flush every file so that a crash right after the rename leaves complete files."""
     for dirpath, _, files in os.walk(root):
@@ -56,11 +97,15 @@ def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
     Raises `OutputError` (file `out`, field `--out`) when `out` must not be replaced or its parent
     cannot be written."""
     out = Path(out)
-    _check_target(out, force)
     parent = out.parent if str(out.parent) else Path(".")
     try:
+        _sweep(out, parent)
+    except OSError:
+        pass  # leftovers are untidy, not wrong: the checks below still hold
+    _check_target(out, force)
+    try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=parent))
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
@@ -73,7 +118,7 @@ def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
         _check_target(out, force)  # the world may have changed while we wrote
         old = None
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=parent))
             os.rename(out, old / "prev")
         try:
             os.rename(tmp, out)

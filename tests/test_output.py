@@ -75,3 +75,30 @@ def test_unwritable_parent(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="cannot write") as err, atomic_output(blocker / "sub" / "out", force=False):
         pass
     assert err.value.field == "--out"
+
+
+def test_the_next_run_clears_what_a_killed_run_left(tmp_path: Path) -> None:
+    """kill -9 at any moment: during the write (a stray temporary folder), or between moving the
+    previous output aside and the new one in (the previous output is put back); a folder of a
+    live process is left alone."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    with atomic_output(out, force=False) as tmp:
+        (tmp / "v1.txt").write_text("1")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    pid = int(dead.stdout)
+    (tmp_path / f".out.tmp-{pid}-abc").mkdir()  # killed while writing
+    os.rename(out, tmp_path / "aside")
+    (tmp_path / f".out.old-{pid}-def").mkdir()
+    os.rename(tmp_path / "aside", tmp_path / f".out.old-{pid}-def" / "prev")  # killed between the renames
+    live = tmp_path / f".out.tmp-{os.getpid()}-ghi"
+    live.mkdir()
+    with atomic_output(out, force=False) as tmp:
+        assert (out / "v1.txt").read_text() == "1"  # the previous output is back before anything else
+        (tmp / "v2.txt").write_text("2")
+    assert (out / "v2.txt").is_file() and not (out / "v1.txt").exists()
+    assert _leftovers(tmp_path) == [live.name]
