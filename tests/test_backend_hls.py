@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from backend_util import check_golden, design, write
 from conftest import random_design
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from dnac.compiler import refmodel
 from dnac.compiler.backends import BACKENDS, HlsBackend
@@ -262,3 +264,29 @@ def test_refmodel_deterministic() -> None:
     assert refmodel.tensor_bits(w)["input"] == 8
     d = random_design(w, 0)
     assert d.chunks and all(c.unroll_of(Dim.K) >= 1 for c in d.chunks.values())
+
+
+# ----------------------------------------------------------------------------- names into C++
+
+_NAME = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() and s != "input")
+
+
+@needs_csim
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(_NAME, min_size=3, max_size=3, unique=True))
+@example(names=["???/", "c0", "??=x\r"])  # trigraph continuation in a comment; an engine's own prefix
+@example(names=["c0_wgt", "dnac_top", "a\u2028b */ \\"])  # generated identifiers; line separators, comment ends
+def test_any_unicode_names_compile_and_csim(tmp_path_factory: pytest.TempPathFactory, names: list[str]) -> None:
+    """Layer names of any Unicode reach the C++ only through the sanitizers: the project builds
+    and C-simulates bit-exact whatever they are (trigraphs, comment terminators, names equal to
+    identifiers the back-end generates)."""
+    from dnac.compiler.workload.builder import ModelBuilder
+
+    b = ModelBuilder("names", (4, 6, 6), batch=1, w_bits=8, a_bits=8)
+    b.conv(names[0], 4, 3, padding=1, activation="relu")
+    b.conv(names[1], 4, 3, padding=1, bias=True)
+    b.add(names[2], [names[0], names[1]], activation="relu")
+    root = tmp_path_factory.mktemp("names")
+    write(random_design(b.build(), 0), "zc706", root, 0)
+    run = _make(root / "hls", "csim")
+    assert run.returncode == 0 and "PASS" in run.stdout, run.stdout + run.stderr

@@ -50,7 +50,10 @@ def cpp_comment(text: Any) -> str:
             out.append(ch)
         else:
             out.append("?" if ord(ch) >= 127 else " ")
-    return "".join(out).replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?")
+    text = "".join(out).replace("*/", "*_/").replace("/*", "/_*")
+    while "??" in text:  # no trigraph (`??/` would continue the comment onto the next line): "???=" too
+        text = text.replace("??", "?_?")
+    return text
 
 
 def cpp_string(text: Any) -> str:

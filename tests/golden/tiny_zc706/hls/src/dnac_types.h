@@ -13,14 +13,15 @@ typedef ap_int<8> fmap_mem_t;  // feature-map port
 typedef ap_int<64> acc_mem_t;  // biases and partial sums (accumulator units)
 
 // Each layer's precision: weights, and the tensor it writes (saturated to its readers' width).
-typedef ap_int<8> conv1_wgt_t;
-typedef ap_int<8> conv1_out_t;
-typedef ap_int<8> conv2_wgt_t;
-typedef ap_int<8> conv2_out_t;
-typedef ap_int<8> pool_out_t;
-typedef ap_int<8> conv3_wgt_t;
-typedef ap_int<8> conv3_out_t;
-typedef ap_int<8> fc_wgt_t;
-typedef ap_int<8> fc_out_t;
+// Layer names enter as `lyr_<name>`, a prefix no generated identifier has.
+typedef ap_int<8> lyr_conv1_wgt_t;
+typedef ap_int<8> lyr_conv1_out_t;
+typedef ap_int<8> lyr_conv2_wgt_t;
+typedef ap_int<8> lyr_conv2_out_t;
+typedef ap_int<8> lyr_pool_out_t;
+typedef ap_int<8> lyr_conv3_wgt_t;
+typedef ap_int<8> lyr_conv3_out_t;
+typedef ap_int<8> lyr_fc_wgt_t;
+typedef ap_int<8> lyr_fc_out_t;
 
 #endif  // DNAC_TYPES_H
