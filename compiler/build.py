@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ def resolve_target(name: str, overrides: dict[str, dict[str, float]], budget: fl
     if name in overrides:
         target = apply_overrides(target, overrides[name], file=file, field_prefix=f"target.{name}")
     if budget is not None:
-        if budget <= 0:
-            raise BudgetError("-", "--budget", f"must be positive, got {budget:g}")
+        if not math.isfinite(budget) or budget <= 0:
+            raise BudgetError("-", "--budget", f"must be a finite positive number, got {budget:g}")
         if isinstance(target, FpgaTarget):
             if budget != int(budget):
                 raise BudgetError("-", "--budget", f"a DSP budget is a whole number, got {budget:g}")
@@ -129,6 +130,11 @@ def build(opts: BuildOptions) -> Path:
                   "refine": cfg.refine}
         history = result.history
     report = report_dict(design, target, search)  # cost
+    if not report["feasible"]:  # only a re-costed design.yaml can get here: DAS returns designs that fit
+        over = [f"{k} {report['resources'][k]:g} > {v:g}" for k, v in report.get("budget", {}).items()
+                if k in report["resources"] and report["resources"][k] > v]
+        raise BudgetError(opts.model, "resources", f"the design exceeds {target.name}'s budget"
+                          f"{': ' + ', '.join(over) if over else ''}")
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with atomic_output(out, force=opts.force) as tmp:  # emit
         (tmp / "design.yaml").write_text(design_yaml.dump(design), encoding="utf-8")

@@ -25,6 +25,10 @@ from dnac.compiler.workload.layer import Workload
 
 log = logging.getLogger("dnac")
 
+#: Most DAS steps or refinement rounds a build accepts: about 10 minutes of search on VGG16
+#: (64 steps take 3-4 s on 2 cores); more is a typo, not a search.
+MAX_STEPS = 10_000
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="dnac")
@@ -150,11 +154,13 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
 @click.option("--target", "target_name", required=True, help="zc706 (Vivado HLS) or asic (Timeloop).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: hw_out/<model>-<target>].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the search.")
-@click.option("--budget", type=float, default=None, help="DSP count (zc706) or area in mm^2 (asic).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
+              help="Seed of the search (0 .. 2^32-1).")
+@click.option("--budget", type=float, default=None, help="DSP count (zc706) or area in mm^2 (asic), finite and > 0.")
 @click.option("--objective", default=None, help="fps or latency (zc706); edp, latency or energy (asic).")
-@click.option("--steps", type=int, default=None, help="DAS gradient steps [default: 64].")
-@click.option("--refine", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1, max=MAX_STEPS), default=None,
+              help=f"DAS gradient steps, 1 .. {MAX_STEPS:,} [default: 64].")
+@click.option("--refine", type=click.IntRange(min=0, max=MAX_STEPS), default=0, show_default=True,
               help="Rounds of hill climbing after DAS, 64 neighbour designs each (0: DAS as in the papers).")
 @click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
 def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
@@ -230,8 +236,10 @@ cli.add_command(train)
 # ---------------------------------------------------------------------------- entry
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one-line errors, exit status 2 for user errors."""
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    if debug:  # a global flag, accepted wherever it is typed (`dnac build ... --debug` too)
+        args = ["--debug", *(a for a in args if a != "--debug")]
     try:
         cli.main(args=args, prog_name="dnac", standalone_mode=False)
     except DnacError as exc:

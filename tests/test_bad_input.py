@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import DATA
 from test_cli import run
 
@@ -196,3 +197,30 @@ def test_yaml_limits_before_parsing(capsys, monkeypatch, tmp_path: Path) -> None
     check_rejected(capsys, monkeypatch, tmp_path, bomb + GOOD, f"more than {yamlio.MAX_ALIASES} aliases")
     monkeypatch.setattr(yamlio, "MAX_BYTES", 100)
     check_rejected(capsys, monkeypatch, tmp_path, GOOD, "characters exceed the 100 a dnac YAML input may have")
+
+
+def test_pool_padding_over_half_its_window(capsys, monkeypatch, tmp_path: Path) -> None:
+    """A window of nothing but padding has no max and no average: refused as PyTorch does."""
+    text = GOOD.replace("  - {name: f, op: flatten}\n",
+                        "  - {name: p, op: maxpool, kernel: 2, stride: 2, padding: 2}\n  - {name: f, op: flatten}\n")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "model.yaml: layers[3].padding", "exceeds half")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--seed", "-1"], "--seed"),
+    (["--budget", "nan"], "finite positive"),
+    (["--budget", "inf"], "finite positive"),
+    (["--steps", "0"], "--steps"),
+    (["--steps", "100000000"], "--steps"),
+    (["--refine", "-2"], "--refine"),
+])
+def test_build_options_out_of_range(capsys, tmp_path: Path, args: list[str], words: str) -> None:
+    """Out-of-range options are one line and exit 2, before any search; nothing is written."""
+    code, out, err = run(capsys, "build", "tiny", "--target", "zc706", "--out", str(tmp_path / "o"), *args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_debug_is_accepted_after_the_subcommand(capsys) -> None:
+    code, out, err = run(capsys, "inspect", "tiny", "--debug")
+    assert code == 0 and "5 layers" in out, err

@@ -62,6 +62,12 @@ def test_build_design_yaml_recosts_without_search(capsys, tmp_path: Path) -> Non
     assert a["cycles_per_frame"] == b["cycles_per_frame"] and a["layers"] == b["layers"]
     assert (first / "design.yaml").read_text() == (second / "design.yaml").read_text()
     assert not (second / "search.svg").exists()  # nothing was searched
+    # over a (lower) budget it is an error, not a report with feasible: false; nothing is written
+    third = tmp_path / "third"
+    code, out, err = run(capsys, "build", str(first / "design.yaml"), "--target", "zc706", "--out", str(third),
+                         "--budget", "10")
+    assert code == 2 and out == "" and "exceeds zc706's budget: dsp" in err and err.count("\n") == 1, err
+    assert not third.exists()
 
 
 def test_build_refine_climbs_after_das(capsys, tmp_path: Path) -> None:
@@ -78,7 +84,7 @@ def test_build_refine_climbs_after_das(capsys, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args, message", [
     (["--target", "zc706", "--refine", "-1"], "Invalid value for '--refine'"),
-    (["--target", "zc706", "--budget", "0"], "--budget: must be positive"),
+    (["--target", "zc706", "--budget", "0"], "--budget: must be a finite positive number"),
     (["--target", "zc706", "--budget", "2.5"], "a DSP budget is a whole number"),
     (["--target", "zc706", "--budget", "5000"], "exceed the 900"),
     (["--target", "asic", "--budget", "0.00001"], "too small for one PE"),

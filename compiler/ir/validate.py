@@ -72,6 +72,9 @@ def _layer_shape(layer: Layer) -> list[Violation]:
         bad("op", "groups == C == K is a depthwise conv: op must be dwconv")
     if (layer.op.is_pool or layer.op is OpKind.ADD) and layer.K != layer.C:
         bad("dims.K", f"{layer.op} keeps the channel count: K={layer.K} but C={layer.C}")
+    if layer.op.is_pool and (layer.padding[0] > layer.R // 2 or layer.padding[1] > layer.S // 2):
+        bad("padding", f"{list(layer.padding)} exceeds half the {[layer.R, layer.S]} window (a window of "
+            "padding only has no value)")
     if layer.op is OpKind.ADD:
         if len(layer.inputs) < 2:
             bad("inputs", "an add needs at least two inputs")

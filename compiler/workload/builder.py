@@ -245,6 +245,9 @@ class ModelBuilder:
         s2 = k2 if stride is None else _pair(stride)
         self._check_positive(padding, "padding", allow_zero=True)
         p2 = _pair(padding)
+        if p2[0] > k2[0] // 2 or p2[1] > k2[1] // 2:  # PyTorch's rule; so that no window is all padding
+            self.fail(self._where("padding"), f"{list(p2)} exceeds half the {list(k2)} window (a pooling "
+                      "window made only of padding has no value)")
         p, q = self._window(h, w, k2, s2, p2)
         _, ab = self._bits(None, a_bits)
         return self._add(
