@@ -20,6 +20,7 @@ that names the file, the field path and the reason (exit status 2 on the command
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -184,6 +185,8 @@ def _float(f: Fields, key: str, default: float, *, lo: float | None = None, hi: 
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         f.fail(key, f"must be a number, got {v!r}")
     v = float(v)
+    if not math.isfinite(v):  # NaN passes every comparison below and would end up in report.json
+        f.fail(key, f"must be a finite number, got {v}")
     if lo is not None and (v < lo or (open_lo and v == lo)):
         f.fail(key, f"must be {'>' if open_lo else '>='} {lo}, got {v}")
     if hi is not None and v > hi:

@@ -118,6 +118,8 @@ class _Exploit:
     ({"search": {"method": "nas"}}, "search.method", "choose from: dna, trips, flops"),
     ({"search": {"sampling": "hard"}}, "search.sampling", "single_path, soft"),
     ({"search": {"tau_decay": 1.5}}, "search.tau_decay", "<= 1.0"),
+    ({"hardware": {"lambda": float("nan")}}, "hardware.lambda", "must be a finite number"),
+    ({"search": {"tau0": float("inf")}}, "search.tau0", "must be a finite number"),
     ({"hardware": {"target": "zc702"}}, "hardware.target", "unknown target"),
     ({"hardware": {"target": "asic", "objective": "fps"}}, "hardware.objective", "not an objective for asic"),
     ({"space": {"bits": [8, 8]}}, "space.bits", "repeat"),
