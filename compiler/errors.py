@@ -22,8 +22,11 @@ class DnacError(Exception):
         super().__init__(self.line())
 
     def line(self) -> str:
+        """The message on one line: every character that could break it (\\n, \\r, U+2028, other
+        controls) written as its escape, so that names from input cannot split or forge lines."""
         parts = [p for p in (self.file, self.field) if p]
-        return ": ".join(parts + [self.reason]).replace("\n", " ")
+        text = ": ".join(parts + [self.reason]).replace("\n", " ")
+        return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
     def __str__(self) -> str:  # dataclass would otherwise print the repr
         return self.line()

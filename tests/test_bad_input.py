@@ -224,3 +224,12 @@ def test_build_options_out_of_range(capsys, tmp_path: Path, args: list[str], wor
 def test_debug_is_accepted_after_the_subcommand(capsys) -> None:
     code, out, err = run(capsys, "inspect", "tiny", "--debug")
     assert code == 0 and "5 layers" in out, err
+
+
+def test_names_cannot_split_the_error_line(capsys, monkeypatch, tmp_path: Path) -> None:
+    """A name with carriage returns, line separators or other controls stays on the one line,
+    written as escapes."""
+    bad = "c\\r\\u2028\\x1b[31mfake"
+    text = GOOD.replace("name: c1,", f'name: "{bad}",', 1).replace("name: c2,", f'name: "{bad}",', 1)
+    line = check_rejected(capsys, monkeypatch, tmp_path, text, "duplicate layer name", "\\r\\u2028\\x1b[31mfake")
+    assert "\r" not in line and "\u2028" not in line and "\x1b" not in line
