@@ -105,7 +105,7 @@ def report_dict(design: DesignGraph, target: Target, search: dict[str, Any]) -> 
 def build(opts: BuildOptions) -> Path:
     """Run the build steps; returns the output folder."""
     from dnac.compiler.backends import BACKENDS
-    from dnac.compiler.output import atomic_output
+    from dnac.compiler.output import atomic_output, preflight
     from dnac.compiler.plots import das_history
 
     loaded = load_model(opts.model)  # load
@@ -113,6 +113,8 @@ def build(opts: BuildOptions) -> Path:
     target = resolve_target(opts.target, w.target_overrides, opts.budget, opts.model)  # target
     objective = opts.objective or DEFAULT_OBJECTIVE[target.KIND]
     check_objective(objective, target)
+    out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
+    preflight(out, force=opts.force)  # an unwritable --out is found before the search, not after
     if loaded.design is not None:  # search (or not)
         design = loaded.design
         if design.target != opts.target:
@@ -135,7 +137,6 @@ def build(opts: BuildOptions) -> Path:
                 if k in report["resources"] and report["resources"][k] > v]
         raise BudgetError(opts.model, "resources", f"the design exceeds {target.name}'s budget"
                           f"{': ' + ', '.join(over) if over else ''}")
-    out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with atomic_output(out, force=opts.force) as tmp:  # emit
         (tmp / "design.yaml").write_text(design_yaml.dump(design), encoding="utf-8")
         if history:

@@ -90,6 +90,19 @@ def _fsync_tree(root: Path) -> None:
                 os.close(fd)
 
 
+def preflight(out: Path, *, force: bool) -> None:
+    """Check, before any long work, that `atomic_output(out, force=force)` can succeed: `out` may
+    be replaced and its parent takes a folder.  Raises `OutputError` (file `out`, field `--out`)."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        _check_target(out, force)
+        parent.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=parent)).rmdir()
+    except OSError as exc:
+        raise OutputError(str(out), _FIELD, f"cannot write there: {exc.strerror or exc}") from None
+
+
 @contextmanager
 def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
     """Yield a temporary folder; move it to `out` when the block succeeds (see the module docstring).
@@ -102,7 +115,7 @@ def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
         _sweep(out, parent)
     except OSError:
         pass  # leftovers are untidy, not wrong: the checks below still hold
-    _check_target(out, force)
+    preflight(out, force=force)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=parent))

@@ -233,3 +233,13 @@ def test_names_cannot_split_the_error_line(capsys, monkeypatch, tmp_path: Path) 
     text = GOOD.replace("name: c1,", f'name: "{bad}",', 1).replace("name: c2,", f'name: "{bad}",', 1)
     line = check_rejected(capsys, monkeypatch, tmp_path, text, "duplicate layer name", "\\r\\u2028\\x1b[31mfake")
     assert "\r" not in line and "\u2028" not in line and "\x1b" not in line
+
+
+def test_out_that_cannot_exist_is_found_before_the_search(capsys, tmp_path: Path) -> None:
+    """A 300-character --out (over the file system's name limit) is one line, before any search."""
+    import time
+
+    start = time.perf_counter()
+    code, out, err = run(capsys, "build", "vgg16", "--target", "zc706", "--out", str(tmp_path / ("x" * 300)))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--out: cannot write there" in err, err
+    assert time.perf_counter() - start < 20  # VGG16's search would take longer: it never started
