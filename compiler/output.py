@@ -37,7 +37,8 @@ def written_by_dnac(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def _check_target(out: Path, force: bool) -> None:
+def check_target(out: Path, force: bool) -> None:
+    """`out` may be (re)written: not a file or link, and dnac's own, empty, or `force`."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OutputError(str(out), _FIELD, "exists and is not a folder")
     if out.is_dir() and not force and not written_by_dnac(out) and any(out.iterdir()):
@@ -96,7 +97,7 @@ def preflight(out: Path, *, force: bool) -> None:
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
     try:
-        _check_target(out, force)
+        check_target(out, force)
         parent.mkdir(parents=True, exist_ok=True)
         Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=parent)).rmdir()
     except OSError as exc:
@@ -128,7 +129,7 @@ def atomic_output(out: Path, *, force: bool) -> Iterator[Path]:
         yield tmp
         (tmp / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
         _fsync_tree(tmp)
-        _check_target(out, force)  # the world may have changed while we wrote
+        check_target(out, force)  # the world may have changed while we wrote
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=parent))

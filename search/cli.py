@@ -79,12 +79,12 @@ def _claim(folder: Path, force: bool) -> bool:
     unless `force`; the folder must be writable; the marker goes in.  Returns whether the folder
     was created here."""
     from dnac.compiler.errors import OutputError
-    from dnac.compiler.output import MARKER, MARKER_TEXT, written_by_dnac
+    from dnac.compiler.output import MARKER, MARKER_TEXT, check_target
 
-    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-        raise OutputError(str(folder), "--out", "exists and is not a folder")
-    if folder.is_dir() and not force and not written_by_dnac(folder) and any(folder.iterdir()):
-        raise OutputError(str(folder), "--out", "exists and was not written by dnac; pass --force")
+    try:
+        check_target(folder, force)
+    except OSError as exc:
+        raise OutputError(str(folder), "--out", f"cannot write there: {exc.strerror or exc}") from None
     created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)

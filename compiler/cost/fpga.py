@@ -51,6 +51,9 @@ LUT_PER_PE = ACC_BITS + 8
 LUT_PER_CHUNK = 2500
 FF_PER_CHUNK = 3000
 
+#: `slot_buffers`' result: [B, S, 3] banks, words per bank, bits per word.
+Buffers = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 _K, _C, _R, _S, _P, _Q = (DIMS.index(d) for d in (Dim.K, Dim.C, Dim.R, Dim.S, Dim.P, Dim.Q))
 
 
@@ -74,9 +77,6 @@ def slot_buffers(batch: DesignBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray
     width = np.stack([np.broadcast_to(batch.bits[None, :, 0], batch.noc.shape),
                       np.broadcast_to(batch.bits[None, :, 1], batch.noc.shape), slot_acc_bits(batch)], axis=-1)
     return n_banks, depth, width
-
-
-Buffers = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def chunk_resources(batch: DesignBatch, target: FpgaTarget, device: torch.device,
