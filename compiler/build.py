@@ -23,7 +23,7 @@ from dnac.compiler import __version__
 from dnac.compiler.cost.model import Target, cost_design
 from dnac.compiler.das.search import Das, DasConfig, check_objective
 from dnac.compiler.errors import BudgetError
-from dnac.compiler.frontend import load_model
+from dnac.compiler.frontend import LoadedModel, load_model
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.ir.validate import check
@@ -104,16 +104,29 @@ def report_dict(design: DesignGraph, target: Target, search: dict[str, Any]) -> 
 
 def build(opts: BuildOptions) -> Path:
     """Run the build steps; returns the output folder."""
-    from dnac.compiler.backends import BACKENDS
-    from dnac.compiler.output import atomic_output, preflight
-    from dnac.compiler.plots import das_history
+    from dnac.compiler.output import exclusive
 
     loaded = load_model(opts.model)  # load
     w = loaded.workload
     target = resolve_target(opts.target, w.target_overrides, opts.budget, opts.model)  # target
     objective = opts.objective or DEFAULT_OBJECTIVE[target.KIND]
     check_objective(objective, target)
+    if isinstance(target, FpgaTarget):  # a network the board's DRAM cannot hold is refused before the search
+        from dnac.compiler.backends.hls import check_dram
+        check_dram(w, target)
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
+    with exclusive(out):  # a second build into `out` stops here instead of interleaving with this one
+        _build(opts, loaded, target, objective, out)
+    return out
+
+
+def _build(opts: BuildOptions, loaded: LoadedModel, target: Target, objective: str, out: Path) -> None:
+    """Search (or re-cost), cost and emit into `out`, holding its lock."""
+    from dnac.compiler.backends import BACKENDS
+    from dnac.compiler.output import atomic_output, preflight
+    from dnac.compiler.plots import das_history
+
+    w = loaded.workload
     preflight(out, force=opts.force)  # an unwritable --out is found before the search, not after
     if loaded.design is not None:  # search (or not)
         design = loaded.design
@@ -145,4 +158,3 @@ def build(opts: BuildOptions) -> Path:
         backend.write(design, target, tmp, seed=opts.seed)
         report.update(backend.report)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return out

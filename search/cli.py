@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
     model.yaml (the derived network), design.yaml, report.json, search_log.json and a checkpoint
     every epoch into --out.
     """
+    from dnac.compiler.output import exclusive
     from dnac.search.config import load_config, with_overrides
     from dnac.search.cosearch import CoSearch
     from dnac.search.distributed import init_from_env
@@ -57,14 +59,15 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
                          epochs=epochs, limit_batches=limit_batches, seed=seed)
     folder = Path(out) if out else DEFAULT_ROOT / f"search-{safe_segment(cfg.name)}"
     ctx, device = init_from_env()
-    created = _claim(folder, force) if ctx.is_main else False
     say = (lambda s: click.echo(s, err=True)) if ctx.is_main else (lambda s: None)
-    try:
-        result = CoSearch(cfg, folder, dist=ctx, device=device, progress=progress, printer=say).run(resume=resume)
-    except BaseException:
-        if created:  # a search that failed before it saved anything leaves no folder behind
-            _remove_if_unused(folder)
-        raise
+    with exclusive(folder) if ctx.is_main else nullcontext():  # rank 0 alone writes
+        created = _claim(folder, force) if ctx.is_main else False
+        try:
+            result = CoSearch(cfg, folder, dist=ctx, device=device, progress=progress, printer=say).run(resume=resume)
+        except BaseException:
+            if created:  # a search that failed before it saved anything leaves no folder behind
+                _remove_if_unused(folder)
+            raise
     if ctx.is_main and result is not None:
         r = result.report
         click.echo(f"network: {' '.join(result.genotype.describe())}")
@@ -76,13 +79,15 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
 def _claim(folder: Path, force: bool) -> bool:
     """Make `folder` the search's output before any work starts, as `dnac build` guards its own:
     a non-empty folder without dnac's marker (a user's files, a mistyped --out) is refused
-    unless `force`; the folder must be writable; the marker goes in.  Returns whether the folder
-    was created here."""
+    unless `force`; the folder must be writable; the marker goes in; what runs killed earlier
+    left (temporary files and folders) goes.  Returns whether the folder was created here."""
     from dnac.compiler.errors import OutputError
-    from dnac.compiler.output import MARKER, MARKER_TEXT, check_target
+    from dnac.compiler.output import MARKER, MARKER_TEXT, preflight, sweep, sweep_files
 
     try:
-        check_target(folder, force)
+        sweep(folder)
+        preflight(folder, force=force)  # dnac's own, empty or forced; writable; room on the disk
+        sweep_files(folder)
     except OSError as exc:
         raise OutputError(str(folder), "--out", f"cannot write there: {exc.strerror or exc}") from None
     created = not folder.exists()

@@ -17,7 +17,6 @@ penalty's caches are checkpointed too, so `resume` ends where an uninterrupted r
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph
-from dnac.compiler.output import MARKER, MARKER_TEXT
+from dnac.compiler.output import MARKER, MARKER_TEXT, atomic_output, write_atomic
 from dnac.compiler.targets import load_target
 from dnac.search import data as datasets
 from dnac.search.config import SearchConfig
@@ -48,19 +47,8 @@ from dnac.search.supernet import Supernet
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
 GRAD_CLIP = 5.0  # DARTS' weight-gradient clip
-
-
-def write_atomic(path: Path, payload: str | bytes | Callable[[Path], None]) -> None:
-    """Write a file through a temporary beside it and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if callable(payload):
-        payload(tmp)
-    elif isinstance(payload, bytes):
-        tmp.write_bytes(payload)
-    else:
-        tmp.write_text(payload, encoding="utf-8")
-    os.replace(tmp, path)
+#: What `write` puts into the output folder (all together, or none of them).
+PRODUCTS = ("model.yaml", "design.yaml", "report.json", "search_log.json", "search.svg")
 
 
 def json_text(obj: Any, indent: int = 1, _level: int = 0) -> str:
@@ -334,17 +322,21 @@ class CoSearch:
         return SearchResult(g, design, report, self.log, self.out)
 
     def write(self, result: SearchResult) -> None:
-        out = self.out
+        """Swap the final products in together (`atomic_output` with `carry`): a run killed while
+        writing them leaves the previous set beside the checkpoint, never a new model.yaml with an
+        old report.json."""
         header = (f"derived by `dnac search {self.cfg.source}` (method {self.cfg.search.method}, dataset "
                   f"{self.dataset}, seed {self.cfg.seed})\nnetwork: {' '.join(result.genotype.describe())}")
-        write_atomic(out / "model.yaml", model_yaml(result.genotype.to_workload(), header=header))
-        if result.design is not None:
-            write_atomic(out / "design.yaml", design_yaml.dump(result.design))
-        write_atomic(out / "report.json", json.dumps(result.report, indent=2))
-        write_atomic(out / "search_log.json", json_text(self._log_doc()))
-        if self.log:
-            layers = [list(s.candidates) for s in self.space.layers()]
-            write_atomic(out / "search.svg", lambda p: plots.cosearch_curves(self.log, layers, p))
+        with atomic_output(self.out, force=True, replacing=PRODUCTS) as out:  # the run claimed the folder
+            (out / "model.yaml").write_text(model_yaml(result.genotype.to_workload(), header=header),
+                                            encoding="utf-8")
+            if result.design is not None:
+                (out / "design.yaml").write_text(design_yaml.dump(result.design), encoding="utf-8")
+            (out / "report.json").write_text(json.dumps(result.report, indent=2), encoding="utf-8")
+            (out / "search_log.json").write_text(json_text(self._log_doc()), encoding="utf-8")
+            if self.log:
+                layers = [list(s.candidates) for s in self.space.layers()]
+                plots.cosearch_curves(self.log, layers, out / "search.svg")
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str:

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from dnac.compiler.output import write_atomic
 from dnac.compiler.vocab import Activation, OpKind
 from dnac.compiler.workload.layer import INPUT, Workload
 from dnac.search import data as datasets
 from dnac.search.config import TrainConfig
-from dnac.search.cosearch import write_atomic
 from dnac.search.errors import DataError
 from dnac.search.precision import PrecisionSample, QConv2d, QLinear, weight_scale
 

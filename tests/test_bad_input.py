@@ -243,3 +243,27 @@ def test_out_that_cannot_exist_is_found_before_the_search(capsys, tmp_path: Path
     code, out, err = run(capsys, "build", "vgg16", "--target", "zc706", "--out", str(tmp_path / ("x" * 300)))
     assert code == 2 and out == "" and err.count("\n") == 1 and "--out: cannot write there" in err, err
     assert time.perf_counter() - start < 20  # VGG16's search would take longer: it never started
+
+
+@pytest.mark.parametrize("edit,words", [
+    (("out_channels: 8, kernel: 3, padding: 1, activation", "out_channels: 1000000000, kernel: 3, padding: 1, activation"),
+     "layers[0].out_channels: 1000000000 is more than dnac supports (65536)"),
+    (("input_shape: [3, 16, 16]", "input_shape: [3, 100000, 16]"), "input_shape: dimension 100000 is more than"),
+    (("input_shape: [3, 16, 16]", "input_shape: [3, 16, 16]\nbatch: 100000000"), "batch: 100000000 is more than"),
+    (("input_shape: [3, 16, 16]", "input_shape: [65536, 65536, 1]"), "input_shape: a tensor of 4,294,967,296"),
+    (("out_features: 10", "out_features: 70000"), "layers[4].out_features: 70000 is more than"),
+])
+def test_sizes_are_bounded_before_anything_is_allocated(capsys, monkeypatch, tmp_path: Path, edit, words) -> None:
+    """Huge dimensions or batches are one line within a second, not minutes of search or a
+    memory error."""
+    check_rejected(capsys, monkeypatch, tmp_path, GOOD.replace(*edit), words)
+
+
+def test_a_network_the_boards_dram_cannot_hold(capsys, monkeypatch, tmp_path: Path) -> None:
+    """Within the size bounds but over the ZC706's 1 GiB of DRAM: refused before the search."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.yaml").write_text(GOOD.replace("input_shape: [3, 16, 16]", "input_shape: [3, 512, 512]\nbatch: 512"))
+    code, out, err = run(capsys, "build", "model.yaml", "--target", "zc706", "--out", "o")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "model.yaml: batch: the HLS project's DRAM image needs" in err and "ps_ddr3 holds 1,024 MiB" in err
+    assert sorted(os.listdir(tmp_path)) == ["model.yaml"]

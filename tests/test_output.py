@@ -102,3 +102,16 @@ def test_the_next_run_clears_what_a_killed_run_left(tmp_path: Path) -> None:
         (tmp / "v2.txt").write_text("2")
     assert (out / "v2.txt").is_file() and not (out / "v1.txt").exists()
     assert _leftovers(tmp_path) == [live.name]
+
+
+def test_a_full_disk_is_refused_before_the_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from dnac.compiler import output
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1 << 40, (1 << 40) - (3 << 20), 3 << 20))
+    with pytest.raises(OutputError, match="only 3 MiB free there; dnac needs 64 MiB") as err:
+        output.preflight(tmp_path / "out", force=False)
+    assert err.value.field == "--out" and not (tmp_path / "out").exists()

@@ -33,14 +33,14 @@ from dnac.compiler import refmodel
 from dnac.compiler.backends.base import Backend, write_files
 from dnac.compiler.backends.render import read_static, render
 from dnac.compiler.cost import fpga_buffers
-from dnac.compiler.errors import DesignError
+from dnac.compiler.errors import DesignError, ModelError
 from dnac.compiler.ir.chunk import Chunk
 from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.ir.mapping import CANONICAL_FANOUT, CANONICAL_LEVELS
 from dnac.compiler.naming import cpp_ident, unique
 from dnac.compiler.targets import FpgaTarget, Target
 from dnac.compiler.vocab import DIMS, ArchStyle, Dim, OpKind
-from dnac.compiler.workload.layer import INPUT
+from dnac.compiler.workload.layer import INPUT, Workload
 
 #: Output dims first, then reduction dims: the engines' spatial (unrolled) loop order, so that
 #: each output's reduction over the PE array is one adder tree.
@@ -219,6 +219,28 @@ def _words(parts: list[np.ndarray], bits: int) -> tuple[bytes, int]:
     return flat.astype(f"<i{width}").tobytes(), width
 
 
+def _word_bytes(bits: int) -> int:
+    return 2 if bits <= 16 else 4  # as `_words` stores them
+
+
+def check_dram(w: Workload, target: FpgaTarget, *, fmap_words: int | None = None, psum_words: int = 0) -> None:
+    """Raise `ModelError` when the project's DRAM image (weights, biases, feature maps, partial
+    sums) exceeds the board's DRAM, before any of it is generated.  Without `fmap_words` (before
+    a schedule exists) feature maps count once each: a lower bound that `project` makes exact."""
+    bits = refmodel.tensor_bits(w)
+    macs = [lyr for lyr in w.layers if lyr.has_macs]
+    if fmap_words is None:
+        fmap_words = w.batch * math.prod(w.input_shape) + sum(lyr.output_size for lyr in w.layers)
+    need = (sum(lyr.weight_count for lyr in macs) * _word_bytes(max((lyr.w_bits for lyr in macs), default=8))
+            + 4 * sum(lyr.K for lyr in macs if lyr.bias) + fmap_words * _word_bytes(max(bits.values()))
+            + 4 * psum_words)
+    if need > target.dram_bytes:
+        raise ModelError(w.source or w.name, "batch" if w.batch > 1 else "layers",
+                         f"the HLS project's DRAM image needs {need / 2**20:,.0f} MiB but {target.name}'s "
+                         f"{target.dram_interface} holds {target.dram_bytes / 2**20:,.0f} MiB "
+                         "(a smaller batch or network fits)")
+
+
 @dataclass
 class HlsProject:
     """Everything the templates need, and the golden data (kept for tests and tools)."""
@@ -232,7 +254,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
     """The template context and data files of `design` (see the module docstring)."""
     _check_canonical(design)
     w = design.workload()
-    golden = refmodel.generate(w, seed)
+    check_dram(w, target)
     bits = refmodel.tensor_bits(w)
     sch = _schedule(design)
     idents = unique([n.name for n in design.nodes()], cpp_ident)
@@ -250,6 +272,10 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
         tensors[name] = _Tensor(off, size, slots)
         off += size * slots
     fmap_words = off
+    check_dram(w, target, fmap_words=fmap_words,
+               psum_words=sum(max((n.layer.output_size for n in design.nodes() if n.chunk == cid and n.layer.has_macs),
+                                  default=0) for cid in design.chunks))
+    golden = refmodel.generate(w, seed)
     w_off = b_off = 0
     weights, biases = [], []
     psum_words = {cid: 0 for cid in design.chunks}

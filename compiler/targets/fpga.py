@@ -45,6 +45,7 @@ class FpgaTarget:
     device_ff: int
     dram_interface: str  # which interface dram_bandwidth_gbps was derived from
     dram_peak_gbps: float  # that interface's peak
+    dram_bytes: int  # that interface's capacity: bounds the HLS project's DRAM image
     bram18k_bits: int = 18432  # bits per RAMB18 including parity
     bram18k_tdp: tuple[tuple[int, int], ...] = ()  # (width, depth) shapes, true dual-port
     bram18k_sdp: tuple[tuple[int, int], ...] = ()  # (width, depth) shapes, simple dual-port
@@ -204,12 +205,13 @@ def parse_fpga(f: Fields) -> FpgaTarget:
     if abs(bus * rate / 8e3 - peak) > 0.01 * peak:
         raise f.error(f"{base}.peak_gbps.value", f"{peak} GB/s != {bus} bit x {rate} MT/s / 8")
     src["dram_bandwidth_gbps"] = f"derived: {iface} peak {peak} GB/s x usable fraction {fraction}"
+    capacity, src["dram_bytes"] = f.number(f"{base}.capacity_bytes", integer=True)
 
     return FpgaTarget(
         name=name, board=board, part=part, dsp=dsp, bram18k=bram18k, lut=lut, ff=ff,
         clock_mhz=clock, dram_bandwidth_gbps=round(peak * fraction, 6),
         device_dsp=dsp, device_bram18k=bram18k, device_lut=lut, device_ff=ff,
-        dram_interface=iface, dram_peak_gbps=peak, bram18k_bits=bits18,
+        dram_interface=iface, dram_peak_gbps=peak, dram_bytes=capacity, bram18k_bits=bits18,
         bram18k_tdp=tuple(sorted(tdp.items())), bram18k_sdp=tuple(sorted(sdp.items())),
         dsp_a_bits=a_bits, dsp_b_bits=b_bits, packed_max_bits=packed_max,
         packed_macs_per_dsp=packed_n, lut_max_bits=lut_max,

@@ -17,6 +17,16 @@ from dnac.compiler.workload.layer import INPUT, Layer, Workload, out_extent
 #: Widths a layer may use; 1-bit (binary) up to 32-bit integer arithmetic.
 MIN_BITS, MAX_BITS = 1, 32
 
+# Size bounds, checked as each entry is read and before anything is allocated for it, so that a
+# mistyped `out_channels: 1e9` is one line instead of minutes of search or a memory error.  Each
+# sits far above any published CNN (VGG16: 15.5 GMAC, 4096 features, 224x224 inputs; the
+# largest ImageNet nets: ~5,000 channels, ~1,000 layers), so a real network never meets one.
+MAX_EXTENT = 1 << 16  # any channel count, feature count, spatial extent, kernel, stride or padding
+MAX_BATCH = 4096  # samples per inference
+MAX_TENSOR = 1 << 28  # elements of one sample's tensor (flattened features included)
+MAX_MACS = 1 << 40  # multiply-accumulates of one sample through the whole network
+MAX_LAYERS = 4096  # entries of a model
+
 
 @dataclass(frozen=True)
 class _Tensor:
@@ -62,6 +72,10 @@ class ModelBuilder:
         self._check_bits(a_bits, "precision.a_bits")
         if batch < 1:
             self.fail("batch", f"must be a positive integer, got {batch}")
+        if batch > MAX_BATCH:
+            self.fail("batch", f"{batch} is more than dnac supports ({MAX_BATCH})")
+        self._check_tensor(self.input_shape, "input_shape")
+        self._macs = 0
 
     # ------------------------------------------------------------------ errors
     def fail(self, field: str, reason: str) -> NoReturn:
@@ -74,6 +88,16 @@ class ModelBuilder:
         for v in shape:
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 self.fail(field, f"dimensions must be positive integers, got {list(shape)}")
+            if v > MAX_EXTENT:
+                self.fail(field, f"dimension {v} is more than dnac supports ({MAX_EXTENT})")
+
+    def _check_tensor(self, shape: tuple[int, ...], field: str) -> None:
+        size = 1
+        for v in shape:
+            size *= v
+        if size > MAX_TENSOR:
+            self.fail(field, f"a tensor of {size:,} elements per sample ({list(shape)}) is more than dnac "
+                             f"supports ({MAX_TENSOR:,})")
 
     def _check_bits(self, bits: int, field: str) -> None:
         if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_BITS <= bits <= MAX_BITS:
@@ -90,6 +114,8 @@ class ModelBuilder:
         if value < lo:  # type: ignore[operator]
             kind = "non-negative" if allow_zero else "positive"
             self.fail(self._where(field), f"must be a {kind} integer, got {value}")
+        if value > MAX_EXTENT:  # type: ignore[operator]
+            self.fail(self._where(field), f"{value} is more than dnac supports ({MAX_EXTENT})")
         return value  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ plumbing
@@ -121,6 +147,13 @@ class ModelBuilder:
         return w, a
 
     def _add(self, layer: Layer) -> str:
+        if len(self._layers) >= MAX_LAYERS:
+            self.fail("layers", f"more than {MAX_LAYERS} layers")
+        self._check_tensor(layer.out_shape, self._where(""))
+        self._macs += layer.macs
+        if self._macs > MAX_MACS:
+            self.fail(self._where(""), f"the network reaches {self._macs:,} MACs per sample here, more than dnac "
+                                       f"supports ({MAX_MACS:,})")
         self._layers.append(layer)
         self._tensors[layer.name] = _Tensor(layer.name, layer.out_shape)
         self._last = layer.name
@@ -292,6 +325,7 @@ class ModelBuilder:
         size = 1
         for v in t.shape:
             size *= v
+        self._check_tensor((size,), self._where(""))
         self._tensors[name] = _Tensor(t.producer, (size,))
         self._last = name
         self._entry += 1
