@@ -111,9 +111,9 @@ def build(opts: BuildOptions) -> Path:
     target = resolve_target(opts.target, w.target_overrides, opts.budget, opts.model)  # target
     objective = opts.objective or DEFAULT_OBJECTIVE[target.KIND]
     check_objective(objective, target)
-    if isinstance(target, FpgaTarget):  # a network the board's DRAM cannot hold is refused before the search
-        from dnac.compiler.backends.hls import check_dram
-        check_dram(w, target)
+    if isinstance(target, FpgaTarget):  # a network the engines or the board cannot hold: before the search
+        from dnac.compiler.backends.hls import check_workload
+        check_workload(w, target)
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with exclusive(out):  # a second build into `out` stops here instead of interleaving with this one
         _build(opts, loaded, target, objective, out)

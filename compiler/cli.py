@@ -20,6 +20,7 @@ from dnac.compiler import __version__
 from dnac.compiler import threads as threads_mod
 from dnac.compiler.errors import DnacError
 from dnac.compiler.frontend import load_model
+from dnac.compiler.naming import printable
 from dnac.compiler.textable import render
 from dnac.compiler.workload.layer import Workload
 
@@ -116,7 +117,8 @@ def _space_summary(w: Workload, target_name: str) -> dict[str, Any]:
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON (layers, total_macs, total_params).")
 @click.option("--space", "show_space", is_flag=True, help="Also print the size of the accelerator design space.")
-@click.option("--target", default="zc706", show_default=True, help="Target whose design space --space sizes.")
+@click.option("--target", default="zc706", show_default=True,
+              help="Target whose design space --space sizes: zc706, asic, asic_45nm or asic_32nm.")
 def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
     """Show MODEL's layers: shapes, bits, MACs and parameters.
 
@@ -139,7 +141,7 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
             out["space"] = space
         click.echo(json.dumps(out, indent=2))
         return
-    click.echo(_table(w))
+    click.echo(printable(_table(w), lines=True))
     if space is not None:
         click.echo(
             f"design space on {space['target']}: {space['knobs']} knobs, {space['chunk_slots']} chunk slots in "
@@ -151,23 +153,29 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
 # ---------------------------------------------------------------------------- build
 @cli.command()
 @click.argument("model")
-@click.option("--target", "target_name", required=True, help="zc706 (Vivado HLS) or asic (Timeloop).")
+@click.option("--target", "target_name", required=True,
+              help="zc706 (Vivado HLS project), or asic, asic_45nm, asic_32nm (Timeloop/Accelergy specs; asic is "
+                   "asic_45nm).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: hw_out/<model>-<target>].")
-@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True,
-              help="Seed of the search (0 .. 2^32-1).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True, metavar="INTEGER",
+              help="Seed of the search, 0 .. 2^32-1.")
 @click.option("--budget", type=float, default=None, help="DSP count (zc706) or area in mm^2 (asic), finite and > 0.")
 @click.option("--objective", default=None, help="fps or latency (zc706); edp, latency or energy (asic).")
-@click.option("--steps", type=click.IntRange(min=1, max=MAX_STEPS), default=None,
-              help=f"DAS gradient steps, 1 .. {MAX_STEPS:,} [default: 64].")
-@click.option("--refine", type=click.IntRange(min=0, max=MAX_STEPS), default=0, show_default=True,
-              help="Rounds of hill climbing after DAS, 64 neighbour designs each (0: DAS as in the papers).")
+@click.option("--steps", type=click.IntRange(min=1, max=MAX_STEPS), default=None, metavar="INTEGER",
+              help=f"DAS gradient steps, 1 .. {MAX_STEPS:,}.  [default: 64]")
+@click.option("--refine", type=click.IntRange(min=0, max=MAX_STEPS), default=0, show_default=True, metavar="INTEGER",
+              help=f"Rounds of hill climbing after DAS, 64 neighbour designs each, 0 .. {MAX_STEPS:,} (0: DAS as in "
+                   "the papers).")
 @click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
 def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
           steps: int | None, refine: int, force: bool) -> None:
     """Search an accelerator for MODEL (or re-cost a design.yaml) and emit its project.
 
-    Writes design.yaml, report.json and hls/ (zc706) or timeloop/ (asic) into the output folder.
+    MODEL is a zoo name (see `dnac inspect --help`), a model.yaml or a design.yaml.  Writes
+    design.yaml, report.json, search.svg (the DAS run; not for a design.yaml) and hls/ (zc706) or
+    timeloop/ (asic) into the output folder, all at once: a failed or interrupted build leaves the
+    previous output.
     """
     from dnac.compiler.build import BuildOptions
     from dnac.compiler.build import build as run_build
@@ -182,7 +190,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
                         force=force, steps=steps if steps is not None else DasConfig.steps, refine=refine)
     path = run_build(opts)
     report = json.loads((path / "report.json").read_text())
-    click.echo(f"{report['model']} on {report['target']}: {report['fps']:.4g} FPS, {report['throughput_gops']:.4g} GOP/s, "
+    click.echo(f"{printable(report['model'])} on {report['target']}: {report['fps']:.4g} FPS, {report['throughput_gops']:.4g} GOP/s, "
                f"latency {report['latency_ms']:.4g} ms; wrote {path}/")
 
 
@@ -191,9 +199,11 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 @click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16", "search"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
               help="Folder for the JSON results.")
-@click.option("--seconds", type=float, default=2.0, show_default=True, help="Timing window per row (costmodel).")
+@click.option("--seconds", type=click.FloatRange(min=0.01, max=3600), default=2.0, show_default=True, metavar="FLOAT",
+              help="Timing window per row (costmodel), 0.01 .. 3600.")
 @click.option("--models", default=None, help="Comma-separated zoo models (das) [default: alexnet,vgg16,resnet18,mobilenet_v2].")
-@click.option("--pool", type=int, default=100_000, show_default=True, help="Random designs in the pool baseline (das).")
+@click.option("--pool", type=click.IntRange(min=1, max=10_000_000), default=100_000, show_default=True, metavar="INTEGER",
+              help="Random designs in the pool baseline (das), 1 .. 10^7.")
 @click.option("--no-ablation", is_flag=True, help="Skip the frozen-knob ablation (das).")
 @click.pass_context
 def bench(ctx: click.Context, name: str, out: Path, seconds: float, models: str | None, pool: int,

@@ -24,9 +24,10 @@ class DnacError(Exception):
     def line(self) -> str:
         """The message on one line: every character that could break it (\\n, \\r, U+2028, other
         controls) written as its escape, so that names from input cannot split or forge lines."""
+        from dnac.compiler.naming import printable
+
         parts = [p for p in (self.file, self.field) if p]
-        text = ": ".join(parts + [self.reason]).replace("\n", " ")
-        return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+        return printable(": ".join(parts + [self.reason]).replace("\n", " "))
 
     def __str__(self) -> str:  # dataclass would otherwise print the repr
         return self.line()

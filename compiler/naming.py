@@ -35,6 +35,15 @@ _IDENT_BAD = re.compile(r"[^A-Za-z0-9_]+")
 _PATH_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+def printable(text: str, *, lines: bool = False) -> str:
+    """`text` with every character that a terminal, a log line or XML could act on (control
+    characters, ANSI escapes, \\r, U+2028) written as its Python escape; with `lines`, newlines
+    stay (a table's rows).  For names from input on their way to a message, a summary or a plot."""
+    if lines:
+        return "\n".join(printable(line) for line in text.split("\n"))
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def _digest(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_LEN]
 

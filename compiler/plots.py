@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+from dnac.compiler.naming import printable
+
 _RC = {"svg.hashsalt": "dnac", "svg.fonttype": "none", "figure.dpi": 100, "font.size": 9}
 
 #: What the objective values mean on each axis label.
@@ -26,6 +28,12 @@ OBJECTIVE_LABEL = {
     "edp": "EDP (J x cycles)",
     "energy": "energy (pJ)",
 }
+
+
+def plain(text: str) -> str:
+    """Text from input as matplotlib shows it literally and SVG (XML 1.0) can hold: `$` escaped
+    so that mathtext never parses it, control characters and line separators as escapes."""
+    return printable(text).replace("$", r"\$")
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -52,7 +60,7 @@ def das_history(history: Sequence[dict[str, float]], objective: str, title: str,
         lines = ax.get_lines() + share.get_lines()
         ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16),
                   ncol=3, fontsize=8, frameon=False)
-        ax.set_title(title)
+        ax.set_title(plain(title))
         _save(fig, path)
 
 
@@ -108,7 +116,7 @@ def cosearch_curves(epochs: Sequence[dict[str, Any]], layers: Sequence[Sequence[
             im = alpha.imshow(grid, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
             fig.colorbar(im, ax=alpha, fraction=0.05)
             names = max(layers, key=len) if layers else []
-            alpha.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+            alpha.set_xticks(range(len(names)), [plain(n) for n in names], rotation=60, ha="right", fontsize=7)
             alpha.set_yticks(range(len(grid)), [str(i) for i in range(len(grid))], fontsize=7)
             alpha.set_ylabel("searchable layer")
         alpha.set_title("final operator probabilities (alpha)")

@@ -101,14 +101,22 @@ def clamp_range(bits: int, activation: Activation) -> tuple[int, int]:
 
 
 def choose_scale(acc: np.ndarray, qmax: int) -> tuple[int, int]:
-    """(mult, shift) mapping the 99th percentile of |acc| onto `qmax`, integers only."""
+    """(mult, shift) mapping the 99th percentile of |acc| onto `qmax`, integers only.  The
+    multiplier takes MULT_BITS bits where `|acc| * mult` stays below 2^62 (the output stage's
+    ap_int<64>), fewer for accumulators too wide for that (24-bit and wider layers)."""
     mags = np.sort(np.abs(acc).reshape(-1))
     ref = max(1, int(mags[(len(mags) - 1) * 99 // 100])) if len(mags) else 1
+    cap = max(1, (_PRODUCT_LIMIT - 1) // max(1, int(mags[-1]) if len(mags) else 1))
+    best = (1, 0)
     for shift in range(63):
         mult = (qmax << shift) // ref
+        if mult > cap:
+            return best
+        if mult >= 1:
+            best = (mult, shift)
         if mult >= 1 << (MULT_BITS - 1):
             return mult, shift
-    return max(1, (qmax << 62) // ref), 62
+    return best
 
 
 # ----------------------------------------------------------------------------- layer arithmetic

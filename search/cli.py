@@ -47,8 +47,8 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
     """Co-search network, precision and accelerator (DNA / TRIPS).
 
     CONFIG is a YAML file or a preset (cifar10, cifar10-dna, fashion-mnist, tiny).  Writes
-    model.yaml (the derived network), design.yaml, report.json, search_log.json and a checkpoint
-    every epoch into --out.
+    checkpoint.pt and search_log.json every epoch, then model.yaml (the derived network),
+    design.yaml, report.json, search_log.json and search.svg together into --out.
     """
     from dnac.compiler.output import exclusive
     from dnac.search.config import load_config, with_overrides
@@ -73,7 +73,7 @@ def search(config: str, dataset: str | None, data_dir: str | None, target: str |
         click.echo(f"network: {' '.join(result.genotype.describe())}")
         click.echo(f"{r['target']}: {r['fps']:.1f} FPS, {r['latency_ms']:.3f} ms latency, "
                    f"supernet top-1 {r['cosearch']['supernet_top1']:.3f}")
-        click.echo(f"wrote {folder}/model.yaml, design.yaml, report.json, search_log.json")
+        click.echo(f"wrote {folder}/model.yaml, design.yaml, report.json, search_log.json, search.svg")
 
 
 def _claim(folder: Path, force: bool) -> bool:
@@ -155,7 +155,8 @@ def _train_config(model: str, config: str | None) -> tuple[str, Any, str, str | 
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
 @click.option("--limit-batches", type=click.IntRange(min=1), default=None, help="Cap on batches per epoch.")
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Folder for weights and scales (default: beside MODEL).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the weights' "
+              "initialization and the batch order.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
 def train(model: str, config: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
           limit_batches: int | None, out: str | None, seed: int, progress: bool | None) -> None:
@@ -167,16 +168,17 @@ def train(model: str, config: str | None, dataset: str | None, data_dir: str | N
     from dataclasses import replace
 
     from dnac.compiler.frontend import load_model
+    from dnac.compiler.naming import printable
     from dnac.search import data as datasets
     from dnac.search.train import check_fit
     from dnac.search.train import train as run_train
 
     w = load_model(model).workload
-    _, tcfg, ds, ddir, limit = _train_config(model, config)
+    cfg_name, tcfg, ds, ddir, limit = _train_config(model, config)
     if epochs is not None:
         tcfg = replace(tcfg, epochs=epochs)
     splits = datasets.load(dataset or ds, data_dir or ddir, seed=seed)
-    check_fit(w, splits, model)
+    check_fit(w, splits, model, tcfg.batch_size, cfg_name)
     if Path(model).is_file():
         folder, stem = (Path(out) if out else Path(model).parent), safe_segment(Path(model).stem)
     else:
@@ -184,7 +186,7 @@ def train(model: str, config: str | None, dataset: str | None, data_dir: str | N
     _check_writable(folder)
     res = run_train(w, tcfg, splits, seed=seed, limit_batches=limit_batches if limit_batches is not None else limit,
                     out=folder, stem=stem, progress=progress, printer=lambda s: click.echo(s, err=True))
-    click.echo(f"{w.name} on {splits.name}: top-1 {res.top1:.4f} after {res.epochs} epochs ({res.seconds:.1f} s)")
+    click.echo(f"{printable(w.name)} on {splits.name}: top-1 {res.top1:.4f} after {res.epochs} epochs ({res.seconds:.1f} s)")
     click.echo(f"wrote {res.files['weights']}, {res.files['quant']}, {res.files['report']}")
 
 

@@ -39,7 +39,7 @@ from dnac.compiler.targets import load_target
 from dnac.search import data as datasets
 from dnac.search.config import SearchConfig
 from dnac.search.distributed import DistContext
-from dnac.search.errors import CheckpointError
+from dnac.search.errors import CheckpointError, DataError
 from dnac.search.genotype import Genotype, model_yaml
 from dnac.search.hw_penalty import CostTable, HardwarePenalty, dna_loss, trips_loss
 from dnac.search.supernet import Supernet
@@ -88,6 +88,10 @@ class CoSearch:
         self.dataset = splits.name
         self.space = cfg.build_space(splits.train.shape, splits.train.classes)
         self.w_data, self.a_data = datasets.search_halves(splits.train, cfg.seed)
+        if cfg.data.batch_size * self.dist.world > min(len(self.w_data), len(self.a_data)):
+            procs = f" (x {self.dist.world} processes)" if self.dist.world > 1 else ""
+            raise DataError(cfg.source, "data.batch_size", f"{cfg.data.batch_size}{procs} is more than the {min(len(self.w_data), len(self.a_data)):,} images of each half of "
+                            f"{splits.name}'s training split: no batch would be drawn")
         s = cfg.search
         torch.manual_seed(cfg.seed)
         self.net = Supernet(self.space, sampling=s.sampling, precision=s.precision, top_k=s.top_k).to(self.device)

@@ -21,9 +21,11 @@ allow (Fashion-MNIST: 60k x 784 floats, 188 MB).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import subprocess
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,22 +69,30 @@ class Splits:
 
 
 # ---------------------------------------------------------------------------- idx files
-def _read_idx(path: Path) -> np.ndarray:
-    """An idx file (LeCun's MNIST format), gzipped or not."""
+#: The most an idx file may hold once decompressed (Fashion-MNIST's largest is 47 MB): a corrupt
+#: or hostile .gz is stopped here instead of filling memory.
+MAX_IDX_BYTES = 1 << 30
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An idx file (LeCun's MNIST format) of unsigned bytes with `ndim` dimensions, gzipped or not."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:  # type: ignore[operator]
-            raw = fh.read()
-    except OSError as exc:
+            raw = fh.read(MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(str(path), "", f"cannot read: {exc}") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise DataError(str(path), "", f"larger than {MAX_IDX_BYTES >> 20} MiB: not an idx file of this dataset")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(str(path), "", "not an unsigned-byte idx file")
-    ndim = raw[3]
+    if raw[3] != ndim or len(raw) < 4 + 4 * ndim:
+        raise DataError(str(path), "", f"header gives {raw[3]} dimensions, expected {ndim}")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(str(path), "", f"truncated: header says {dims}, found {data.size} bytes")
-    return data.reshape(dims)
+    found = len(raw) - 4 - 4 * ndim
+    if found != math.prod(dims) or 0 in dims:
+        raise DataError(str(path), "", f"header says {dims} ({math.prod(dims):,} bytes of data), found {found:,}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:
@@ -98,8 +108,12 @@ def _idx_splits(folder: Path, name: str) -> Splits | None:
         return None
     out = {}
     for split, (img, lab) in paths.items():
-        x = _read_idx(img)  # type: ignore[arg-type]
-        y = _read_idx(lab)  # type: ignore[arg-type]
+        x = _read_idx(img, 3)  # type: ignore[arg-type]
+        y = _read_idx(lab, 1)  # type: ignore[arg-type]
+        if len(x) != len(y):
+            raise DataError(str(lab), "", f"{len(y):,} labels for the {len(x):,} images of {img.name}")  # type: ignore[union-attr]
+        if int(y.max()) >= 10:
+            raise DataError(str(lab), "", f"label {int(y.max())} outside the 10 classes")
         out[split] = (torch.from_numpy(x.astype(np.float32) / 255.0)[:, None], torch.from_numpy(y.astype(np.int64)))
     return _normalized(out["train"], out["test"], 10, name)
 

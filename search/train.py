@@ -105,13 +105,22 @@ class TrainResult:
     files: dict[str, str]
 
 
-def check_fit(w: Workload, splits: datasets.Splits, model: str) -> None:
+def check_fit(w: Workload, splits: datasets.Splits, model: str, batch_size: int | None = None,
+              config: str = "") -> None:
+    """Can `w` be trained on `splits` (in batches of `batch_size`, from `config`)?  `DataError` if not."""
+    if batch_size is not None and batch_size > len(splits.train):
+        raise DataError(config or model, "train.batch_size", f"{batch_size} is more than the {len(splits.train):,} training "
+                        f"images of {splits.name}: no batch would be drawn")
+    for lyr in w.layers:
+        if min(lyr.w_bits, lyr.a_bits) < 2:
+            raise DataError(model, lyr.source or f"layers.{lyr.name}", "a 1-bit layer cannot be trained: the "
+                            "integer pipeline's signed 1-bit values are only -1 and 0 (use 2 bits or more)")
     if tuple(w.input_shape) != splits.train.shape:
         raise DataError(model, "input_shape", f"the model reads {list(w.input_shape)} but {splits.name} images are "
                         f"{list(splits.train.shape)}")
     last = w.layers[-1]
     if last.op is not OpKind.LINEAR or last.K != splits.train.classes:
-        raise DataError(model, f"layers[{len(w.layers) - 1}]", f"the model must end in a linear layer with "
+        raise DataError(model, last.source or f"layers.{last.name}", f"the model must end in a linear layer with "
                         f"{splits.train.classes} outputs for {splits.name} (it ends in {last.op.value} with {last.K})")
 
 

@@ -41,8 +41,21 @@ def odd_workload(batch: int = 2) -> Workload:
     return b.build()
 
 
+def wide_workload() -> Workload:
+    """The widest layers the engines take: 24- and 32-bit operands, biases beyond 32 bits,
+    accumulators near `hls.MAX_ACC_BITS` (the requant multiplier narrows to fit)."""
+    b = ModelBuilder("wide", (4, 8, 8), w_bits=24, a_bits=24)
+    b.conv("c24", 8, 3, bias=True, activation="relu")
+    b.conv("c8x32", 8, 3, padding=1, w_bits=8, a_bits=32, bias=True)
+    b.add("sum", [b.last, b.last], a_bits=32)
+    b.pool("gap", "avgpool", None)
+    b.flatten("fl")
+    b.linear("fc", 3, w_bits=16, a_bits=16)
+    return b.build()
+
+
 def design(model: str, seed: int, target: str) -> DesignGraph:
-    w = odd_workload() if model == "odd" else zoo.get(model)
+    w = {"odd": odd_workload, "wide": wide_workload}.get(model, lambda: zoo.get(model))()
     return random_design(w, seed, target)
 
 

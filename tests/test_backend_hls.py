@@ -33,8 +33,9 @@ from dnac.compiler.workload import zoo
 
 ZC706 = load_target("zc706")
 #: (model, seed) of the C-simulated designs: tiny; tiny_mbv2 as a 4-chunk pipeline (DATAFLOW,
-#: stage skew); the hostile network (grouped conv, batch 2, biases, partial-sum spills).
-CSIM = [("tiny", 0), ("tiny_mbv2", 2), ("odd", 1)]
+#: stage skew); the hostile network (grouped conv, batch 2, biases, partial-sum spills); the
+#: widest operands (24/32 bits, 60-bit accumulators).
+CSIM = [("tiny", 0), ("tiny_mbv2", 2), ("odd", 1), ("wide", 0)]
 
 needs_csim = pytest.mark.skipif(
     shutil.which("g++") is None or shutil.which("make") is None or importlib.util.find_spec("hls4ml") is None,

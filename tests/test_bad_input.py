@@ -116,7 +116,7 @@ def test_unknown_target_override_key(capsys, monkeypatch, tmp_path) -> None:
 
 def test_bits_out_of_range(capsys, monkeypatch, tmp_path) -> None:
     text = GOOD.replace("out_features: 10}", "out_features: 10, w_bits: 40}")
-    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[4].w_bits", "bit width must be an integer in [1, 32], got 40")
+    check_rejected(capsys, monkeypatch, tmp_path, text, "layers[4].w_bits", "out of range: 40 (must be in [1, 32])")
 
 
 def test_empty_layer_list(capsys, monkeypatch, tmp_path) -> None:
@@ -267,3 +267,33 @@ def test_a_network_the_boards_dram_cannot_hold(capsys, monkeypatch, tmp_path: Pa
     assert code == 2 and out == "" and err.count("\n") == 1, err
     assert "model.yaml: batch: the HLS project's DRAM image needs" in err and "ps_ddr3 holds 1,024 MiB" in err
     assert sorted(os.listdir(tmp_path)) == ["model.yaml"]
+
+
+def test_layers_too_wide_for_the_engines_are_refused_before_the_search(capsys, monkeypatch, tmp_path: Path) -> None:
+    """32-bit x 32-bit products (in the documented 1..32-bit range) need more than the 62-bit
+    accumulator the HLS output stage takes: one line naming the layer, before any search (the
+    ASIC target, which has no such stage, takes them)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.yaml").write_text(GOOD.replace("input_shape: [3, 16, 16]",
+                                                      "input_shape: [3, 16, 16]\nprecision: {w_bits: 32, a_bits: 32}"))
+    code, out, err = run(capsys, "build", "model.yaml", "--target", "zc706", "--out", "o")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "model.yaml: layers[0]: 'c1' (32-bit x 32-bit, 27 products per output) needs a 68-bit accumulator" in err
+    assert sorted(os.listdir(tmp_path)) == ["model.yaml"]
+    check_rejected(capsys, monkeypatch, tmp_path, GOOD.replace("kernel: 3, padding: 1}", "kernel: 3, padding: 1, w_bits: 33}"),
+                   "layers[1].w_bits", "[1, 32]")
+
+
+def test_hostile_model_names_in_summaries_and_plots(capsys, monkeypatch, tmp_path: Path) -> None:
+    """A model name with `$` (matplotlib's mathtext), control characters and U+2028 used to end
+    the build in a traceback; it is now shown literally: escaped on stdout, valid XML in the SVG."""
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.yaml").write_text(GOOD.replace("name: net", 'name: "n$e\\x1b[2J$\\\\frac{t\\u2028"'))
+    code, out, err = run(capsys, "build", "model.yaml", "--target", "zc706", "--out", "o", "--steps", "2",
+                         "--refine", "0")
+    assert code == 0, err
+    assert out.startswith("n$e\\x1b[2J$\\frac{t\\u2028 on zc706:") and "\x1b" not in out and "\u2028" not in out
+    title = "".join(ET.parse(tmp_path / "o" / "search.svg").getroot().itertext())
+    assert "n$e\\x1b[2J$\\frac{t\\u2028" in title

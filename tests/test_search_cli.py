@@ -188,3 +188,27 @@ def test_search_out_is_guarded_like_build(dnac, tmp_path: Path) -> None:
     assert code == 0, err  # its own folder
     code, _, err = dnac("search", "tiny", "--epochs", "1", "--out", str(user), "--no-progress", "--force")
     assert code == 0 and (user / "model.yaml").is_file(), err
+
+
+def test_training_inputs_are_checked_before_any_work(dnac, tmp_path: Path) -> None:
+    """A batch larger than the data, or a 1-bit layer, is one line and exit 2 (it used to
+    "train" on no batch at all, or on NaN scales), and nothing is written."""
+    cfg = tmp_path / "big_batch.yaml"
+    cfg.write_text("name: big\ndata: {dataset: synthetic, batch_size: 5000}\nspace: {bits: [4, 8]}\n"
+                   "hardware: {target: zc706, objective: latency}\n")
+    code, out, err = dnac("search", str(cfg), "--out", str(tmp_path / "s"), "--no-progress")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert f"{cfg}: data.batch_size: 5000 is more than the 256 images of each half" in err
+    assert not (tmp_path / "s").exists()
+
+    model = tmp_path / "m.yaml"
+    model.write_text("name: m\ninput_shape: [3, 16, 16]\nlayers:\n"
+                     "  - {name: c, op: conv, out_channels: 8, kernel: 3, w_bits: 1}\n"
+                     "  - {name: f, op: flatten}\n  - {name: fc, op: linear, out_features: 10}\n")
+    code, out, err = dnac("train", str(model), "--dataset", "synthetic", "--epochs", "1", "--no-progress")
+    assert code == 2 and err.count("\n") == 1 and f"{model}: layers[0]: a 1-bit layer cannot be trained" in err, err
+    tcfg = tmp_path / "train.yaml"
+    tcfg.write_text("data: {dataset: synthetic}\ntrain: {batch_size: 4096}\n")
+    code, out, err = dnac("train", str(model), "--config", str(tcfg), "--epochs", "1")
+    assert code == 2 and f"{tcfg}: train.batch_size: 4096 is more than the 512 training images" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big_batch.yaml", "m.yaml", "train.yaml"]

@@ -49,7 +49,7 @@ def test_missing_datasets_say_how_to_install(tmp_path: Path, monkeypatch: pytest
         data.load("svhn")
     (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x00\x00\x0d\x01"))
     with pytest.raises(DataError, match="not an unsigned-byte idx file"):
-        data._read_idx(tmp_path / "bad.gz")
+        data._read_idx(tmp_path / "bad.gz", 1)
 
 
 def test_batches_are_a_function_of_seed_and_epoch() -> None:
@@ -63,3 +63,32 @@ def test_batches_are_a_function_of_seed_and_epoch() -> None:
     assert len(r0) == len(r1) == data.n_batches(s.train, 8, None, world=2)
     w, a_half = data.search_halves(s.train, 0)
     assert len(w) + len(a_half) == len(s.train)
+
+
+@pytest.mark.parametrize("damage,words", [
+    (lambda raw: raw[: len(raw) // 2], "cannot read"),  # a .gz cut short
+    (lambda raw: raw[:20] + bytes(50) + raw[70:], "cannot read"),  # a corrupt deflate stream
+    (lambda raw: gzip.compress(gzip.decompress(raw)[:-7]), "header says [20, 28, 28]"),  # truncated data
+    (lambda raw: gzip.compress(gzip.decompress(raw) + b"xx"), "found 15,682"),  # trailing bytes
+    (lambda raw: gzip.compress(b"\x00\x00\x08\xff" + bytes(8)), "header gives 255 dimensions, expected 3"),
+    (lambda raw: gzip.compress(b"\x00\x00\x08\x03" + b"\xff" * 12), "header says [4294967295"),
+])
+def test_malformed_idx_files_are_one_error(tmp_path: Path, damage, words: str) -> None:
+    """Damaged dataset files are a `DataError` naming the file (the CLI's one line), never a
+    traceback or a huge allocation."""
+    _fake_mnist(tmp_path, gz=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=None) as err:
+        data.load("fashion-mnist", str(tmp_path))
+    assert err.value.file == str(path) and words in err.value.reason, err.value.line()
+
+
+def test_labels_that_do_not_match_the_images(tmp_path: Path) -> None:
+    _fake_mnist(tmp_path, gz=True)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([1, 2, 3]), gz=True)
+    with pytest.raises(DataError, match="3 labels for the 6 images"):
+        data.load("fashion-mnist", str(tmp_path))
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 3, 4, 12]), gz=True)
+    with pytest.raises(DataError, match="label 12 outside the 10 classes"):
+        data.load("fashion-mnist", str(tmp_path))

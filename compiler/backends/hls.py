@@ -101,11 +101,9 @@ def _tiles(node: LayerNode) -> dict[Dim, int]:
 
 
 def _acc_bits(nodes: list[LayerNode]) -> int:
-    """Accumulator width of a chunk: no sum of products (plus bias) of any of its layers overflows."""
-    bits = max(fpga_buffers.acc_bits(n.layer) for n in nodes)
-    if bits > 62:
-        raise DesignError("<hls>", "bits", f"accumulators of {bits} bits exceed the 62 bits the output stage allows")
-    return bits
+    """Accumulator width of a chunk: no sum of products (plus bias) of any of its layers overflows
+    (`check_workload` has bounded it by `MAX_ACC_BITS`)."""
+    return max(fpga_buffers.acc_bits(n.layer) for n in nodes)
 
 
 def _axis(chunk: Chunk, out: Dim, red: Dim) -> tuple[str, str | None]:
@@ -212,28 +210,43 @@ def _aux_tripcounts(design: DesignGraph) -> dict[str, int]:
 
 
 def _words(parts: list[np.ndarray], bits: int) -> tuple[bytes, int]:
-    """Little-endian signed words of the narrowest of 16 / 32 bits that holds `bits`: the
+    """Little-endian signed words of the narrowest of 16 / 32 / 64 bits that holds `bits`: the
     testbench reads them with fread (a VGG16's weights are 276 MB this way, not a GB of text)."""
-    width = 2 if bits <= 16 else 4
+    width = _word_bytes(bits)
     flat = np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1) for p in parts]) if parts else np.zeros(0)
     return flat.astype(f"<i{width}").tobytes(), width
 
 
 def _word_bytes(bits: int) -> int:
-    return 2 if bits <= 16 else 4  # as `_words` stores them
+    return 2 if bits <= 16 else 4 if bits <= 32 else 8  # as `_words` stores them
 
 
-def check_dram(w: Workload, target: FpgaTarget, *, fmap_words: int | None = None, psum_words: int = 0) -> None:
-    """Raise `ModelError` when the project's DRAM image (weights, biases, feature maps, partial
-    sums) exceeds the board's DRAM, before any of it is generated.  Without `fmap_words` (before
-    a schedule exists) feature maps count once each: a lower bound that `project` makes exact."""
+#: The widest accumulator the engines' output stage takes: `acc * mult` is computed in
+#: ap_int<64> (`dnac_ops.h`), and the multiplier keeps at least one bit and the sign one more.
+MAX_ACC_BITS = 62
+
+
+def check_workload(w: Workload, target: FpgaTarget, *, fmap_words: int | None = None, psum_words: int = 0) -> None:
+    """Raise `ModelError` for a network these engines cannot run on `target`, before anything is
+    generated: a layer whose accumulator exceeds `MAX_ACC_BITS` (wide layers over many products,
+    e.g. 32-bit x 32-bit), or a DRAM image (weights, biases, feature maps, partial sums) over the
+    board's DRAM.  Without `fmap_words` (before a schedule exists) feature maps count once each: a
+    lower bound that `project` makes exact."""
+    file = w.source or w.name
+    for lyr in w.layers:
+        if (lyr.has_macs or lyr.op is OpKind.ADD) and fpga_buffers.acc_bits(lyr) > MAX_ACC_BITS:
+            terms = lyr.c_per_group * lyr.R * lyr.S if lyr.has_macs else len(lyr.inputs)  # products or addends
+            raise ModelError(file, lyr.source or f"layers.{lyr.name}",
+                             f"'{lyr.name}' ({lyr.w_bits}-bit x {lyr.a_bits}-bit, {terms:,} products per output) "
+                             f"needs a {fpga_buffers.acc_bits(lyr)}-bit accumulator; the HLS engines take at most "
+                             f"{MAX_ACC_BITS} bits (narrow its w_bits / a_bits)")
     bits = refmodel.tensor_bits(w)
     macs = [lyr for lyr in w.layers if lyr.has_macs]
     if fmap_words is None:
         fmap_words = w.batch * math.prod(w.input_shape) + sum(lyr.output_size for lyr in w.layers)
     need = (sum(lyr.weight_count for lyr in macs) * _word_bytes(max((lyr.w_bits for lyr in macs), default=8))
-            + 4 * sum(lyr.K for lyr in macs if lyr.bias) + fmap_words * _word_bytes(max(bits.values()))
-            + 4 * psum_words)
+            + 8 * sum(lyr.K for lyr in macs if lyr.bias) + fmap_words * _word_bytes(max(bits.values()))
+            + 8 * psum_words)
     if need > target.dram_bytes:
         raise ModelError(w.source or w.name, "batch" if w.batch > 1 else "layers",
                          f"the HLS project's DRAM image needs {need / 2**20:,.0f} MiB but {target.name}'s "
@@ -254,7 +267,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
     """The template context and data files of `design` (see the module docstring)."""
     _check_canonical(design)
     w = design.workload()
-    check_dram(w, target)
+    check_workload(w, target)
     bits = refmodel.tensor_bits(w)
     sch = _schedule(design)
     idents = unique([n.name for n in design.nodes()], cpp_ident)
@@ -272,7 +285,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
         tensors[name] = _Tensor(off, size, slots)
         off += size * slots
     fmap_words = off
-    check_dram(w, target, fmap_words=fmap_words,
+    check_workload(w, target, fmap_words=fmap_words,
                psum_words=sum(max((n.layer.output_size for n in design.nodes() if n.chunk == cid and n.layer.has_macs),
                                   default=0) for cid in design.chunks))
     golden = refmodel.generate(w, seed)
@@ -345,7 +358,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
     files = {
         "input": _words([golden.input], fmap_bits),
         "weights": _words(weights, w_bits),
-        "biases": _words(biases, 32),
+        "biases": _words(biases, 64),  # acc_mem_t: a bias is in accumulator units
         "expected": _words([golden.tensors[name] for name in w.outputs], fmap_bits),
     }
     context["data_bytes"] = {name: width for name, (_, width) in files.items()}

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from dnac.compiler.targets import FpgaTarget
-from dnac.compiler.vocab import DIMS, TENSORS, Dim
+from dnac.compiler.vocab import DIMS, TENSORS, Dim, OpKind
 from dnac.compiler.workload.layer import Layer
 
 _N, _K, _C, _R, _S, _P, _Q = (DIMS.index(d) for d in (Dim.N, Dim.K, Dim.C, Dim.R, Dim.S, Dim.P, Dim.Q))
@@ -110,7 +110,10 @@ def bank_need(f_gb: Any, sp: Any, f_rf: Any, unroll: Any, stride: Any, depthwise
 
 
 def acc_bits(layer: Layer) -> int:
-    """Accumulator width of a layer: no sum of its products (plus bias) overflows, signed."""
+    """Accumulator width of a layer: no sum of its products (plus bias) overflows, signed.  An
+    add sums its inputs, each `a_bits` wide."""
+    if layer.op is OpKind.ADD:
+        return (len(layer.inputs) << (layer.a_bits - 1)).bit_length() + 1
     bound = layer.c_per_group * layer.R * layer.S * (1 << (layer.w_bits - 1)) * (1 << (layer.a_bits - 1))
     bound += (1 << (layer.w_bits + layer.a_bits - 3)) if layer.bias else 0
     return bound.bit_length() + 1

@@ -155,6 +155,11 @@ class DesignSpace:
         self.slot_bits = np.zeros((self.n_slots, 2), dtype=np.int64)  # datapath (w, a) bits per slot
         for g in self.groups:
             self.slot_bits[g.first_slot : g.first_slot + g.n_slots] = (g.w_bits, g.a_bits)
+        for dw in (False, True):  # the shared engine of multi-cycle mode takes every layer of its kind:
+            members = [g for g in self.groups if g.depthwise == dw]  # as wide as the widest weights and
+            if members:  # the widest activations (w24/a24 and w8/a32 make w24/a32)
+                shared = self.multi_slot[members[0].layers[0]]
+                self.slot_bits[shared] = (max(g.w_bits for g in members), max(g.a_bits for g in members))
         self.i_noc = np.zeros(self.n_slots, dtype=np.int64)
         self.i_unroll = np.zeros((self.n_slots, len(UNROLL_DIMS)), dtype=np.int64)
         self.i_order = np.zeros((self.n_slots, len(MEM_LEVELS), len(DIMS)), dtype=np.int64)

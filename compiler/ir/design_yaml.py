@@ -8,6 +8,7 @@ are left to `validate`, which names the node.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from dnac.compiler.ir.chunk import BufferAlloc, Chunk, StorageLevel
 from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.ir.mapping import LevelLoops, Mapping
 from dnac.compiler.vocab import DIMS, TENSORS, Activation, ArchStyle, Dim, MemLevel, NocStyle, OpKind, Tensor
+from dnac.compiler.workload.builder import MAX_BITS
 from dnac.compiler.workload.layer import Layer
 from dnac.compiler.yamlio import Fields, dump_yaml, int_list, parse_yaml, read_yaml
 
@@ -177,9 +179,39 @@ def _parse_buf(f: Fields, key: str) -> BufferAlloc:
 
 def _opt_float(f: Fields, key: str) -> float | None:
     v = f.raw(key, None)
-    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-        f.fail(key, f"must be a positive number, got {v!r}")
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf):
+        f.fail(key, f"must be a positive finite number, got {v!r}")
     return v
+
+
+#: The largest storage level a design may declare (words): 2^40, a TiB of 8-bit words, beyond any
+#: on-chip buffer or DRAM a Timeloop or HLS flow prices.
+MAX_WORDS = 1 << 40
+#: `attrs` values dnac reads, with their ranges; other keys (a Timeloop import's extras) pass
+#: through to the emitted specs and need only be finite numbers or short printable strings.
+_KNOWN_ATTRS: dict[str, tuple[float, float]] = {
+    "word-bits": (1, 64), "multiple-buffering": (1, 64), "mac_pJ": (0, 1e6), "n_banks": (1, 1 << 20),
+    "memory_width": (1, 1 << 16),
+}
+
+
+def _parse_attrs(f: Fields, key: str) -> dict[str, int | float | str]:
+    out: dict[str, int | float | str] = {}
+    a = f.map_(key, {})
+    for k, v in a.data.items():
+        name = str(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+            a.fail(name, f"must be a number or a string, got {v!r}")
+        if name in _KNOWN_ATTRS:
+            lo, hi = _KNOWN_ATTRS[name]
+            if isinstance(v, str) or not (lo < v <= hi if lo == 0 else lo <= v <= hi):
+                a.fail(name, f"must be a number in {'(' if lo == 0 else '['}{lo:g}, {hi:g}], got {v!r}")
+        elif isinstance(v, str) and (len(v) > 200 or not v.isprintable()):
+            a.fail(name, "must be a printable string of at most 200 characters")
+        elif not isinstance(v, str) and not math.isfinite(v):
+            a.fail(name, f"must be a finite number, got {v!r}")
+        out[name] = v
+    return out
 
 
 def _parse_level(f: Fields) -> StorageLevel:
@@ -195,17 +227,17 @@ def _parse_level(f: Fields) -> StorageLevel:
         name=f.str_("name"),
         role=_enum(f, "role", MemLevel),
         keeps=kept,
-        words=None if words is None else f.int_("words"),
+        words=None if words is None else f.int_("words", max=MAX_WORDS),
         partition=_parse_buf(f, "partition") if f.has("partition") else None,
         per_pe=f.bool_("per_pe", False),
-        block_size=f.int_("block_size", 1),
+        block_size=f.int_("block_size", 1, max=1 << 16),
         read_bw=_opt_float(f, "read_bw"),
         write_bw=_opt_float(f, "write_bw"),
         shared_bw=_opt_float(f, "shared_bw"),
         read_pJ=_opt_float(f, "read_pJ"),
         write_pJ=_opt_float(f, "write_pJ"),
         component=f.str_("component", ""),
-        attrs=dict(f.map_("attrs", {}).data),
+        attrs=_parse_attrs(f, "attrs"),
     )
 
 
@@ -228,10 +260,10 @@ def _parse_chunk(f: Fields) -> Chunk:
         pe_array=(rows, cols),
         hierarchy=hierarchy,
         loop_order={str(name): _parse_order(lo, str(name)) for name in lo.data},
-        w_bits=bits.int_("w", max=64),
-        a_bits=bits.int_("a", max=64),
+        w_bits=bits.int_("w", max=MAX_BITS),
+        a_bits=bits.int_("a", max=MAX_BITS),
         depthwise=f.bool_("depthwise", False),
-        attrs=dict(f.map_("attrs", {}).data),
+        attrs=_parse_attrs(f, "attrs"),
     )
 
 
@@ -262,8 +294,8 @@ def _parse_layer(f: Fields) -> LayerNode:
         groups=f.int_("groups"),
         bias=f.bool_("bias", False),
         activation=_enum(f, "activation", Activation, "none"),
-        w_bits=bits.int_("w", max=64),
-        a_bits=bits.int_("a", max=64),
+        w_bits=bits.int_("w", max=MAX_BITS),
+        a_bits=bits.int_("a", max=MAX_BITS),
         inputs=tuple(inputs),
         source=f.str_("source", ""),
         **{d.value: v for d, v in dims.items()},

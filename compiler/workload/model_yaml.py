@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dnac.compiler.workload.builder import ModelBuilder
+from dnac.compiler.workload.builder import MAX_BITS, ModelBuilder
 from dnac.compiler.workload.layer import Workload
 from dnac.compiler.yamlio import Fields, int_list, int_or_pair, read_yaml
 
@@ -53,8 +53,8 @@ def _conv_entry(b: ModelBuilder, f: Fields, name: str, inp: str | None, *, depth
         bias=f.bool_("bias", False),
         activation=f.str_("activation", "none"),
         input=inp,
-        w_bits=f.int_("w_bits", None, max=64),
-        a_bits=f.int_("a_bits", None, max=64),
+        w_bits=f.int_("w_bits", None, max=MAX_BITS),
+        a_bits=f.int_("a_bits", None, max=MAX_BITS),
         source=f.path,
     )
 
@@ -75,8 +75,8 @@ def _linear(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
         bias=f.bool_("bias", False),
         activation=f.str_("activation", "none"),
         input=inp,
-        w_bits=f.int_("w_bits", None, max=64),
-        a_bits=f.int_("a_bits", None, max=64),
+        w_bits=f.int_("w_bits", None, max=MAX_BITS),
+        a_bits=f.int_("a_bits", None, max=MAX_BITS),
         source=f.path,
     )
 
@@ -93,7 +93,7 @@ def _pool(op: str) -> Callable[[ModelBuilder, Fields, str, str | None], None]:
             padding=int_or_pair(f, "padding", 0, min=0),
             activation=f.str_("activation", "none"),
             input=inp,
-            a_bits=f.int_("a_bits", None, max=64),
+            a_bits=f.int_("a_bits", None, max=MAX_BITS),
             source=f.path,
         )
 
@@ -103,7 +103,7 @@ def _pool(op: str) -> Callable[[ModelBuilder, Fields, str, str | None], None]:
 def _add(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
     f.only({"name", "op", "inputs", "activation", "a_bits"})
     inputs = f.list_("inputs")
-    b.add(name, inputs, activation=f.str_("activation", "none"), a_bits=f.int_("a_bits", None, max=64), source=f.path)
+    b.add(name, inputs, activation=f.str_("activation", "none"), a_bits=f.int_("a_bits", None, max=MAX_BITS), source=f.path)
 
 
 def _flatten(b: ModelBuilder, f: Fields, name: str, inp: str | None) -> None:
@@ -138,8 +138,8 @@ def parse_model(data: Any, file: str, base_dir: Path | None = None) -> Workload:
     batch = top.int_("batch", 1)
     prec = top.map_("precision", {})
     prec.only({"w_bits", "a_bits"})
-    w_bits = prec.int_("w_bits", 16, max=64)
-    a_bits = prec.int_("a_bits", 16, max=64)
+    w_bits = prec.int_("w_bits", 16, max=MAX_BITS)
+    a_bits = prec.int_("a_bits", 16, max=MAX_BITS)
     overrides = _overrides(top)
     if top.has("torch"):
         if top.has("layers"):

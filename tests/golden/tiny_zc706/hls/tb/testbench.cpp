@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
   std::vector<long long> input, weights, biases, expected;
   if (!read_ints(dir + "/input.bin", input, DNAC_INPUT_WORDS, 2) ||
       !read_ints(dir + "/weights.bin", weights, DNAC_WEIGHT_WORDS, 2) ||
-      !read_ints(dir + "/biases.bin", biases, DNAC_BIAS_WORDS, 4) ||
+      !read_ints(dir + "/biases.bin", biases, DNAC_BIAS_WORDS, 8) ||
       !read_ints(dir + "/expected.bin", expected, 10LL, 2)) {
     return 2;
   }
