@@ -29,7 +29,8 @@ from typing import Any
 from dnac.compiler.cost.model import OBJECTIVES
 from dnac.compiler.errors import DnacError
 from dnac.compiler.targets import known_targets, load_target
-from dnac.compiler.yamlio import Fields, parse_yaml, read_yaml
+from dnac.compiler.workload.builder import MAX_BATCH, MAX_EXTENT
+from dnac.compiler.yamlio import Fields, check_int, parse_yaml, read_yaml
 from dnac.search.errors import ConfigError
 from dnac.search.ops import OPS
 from dnac.search.precision import PrecisionMode
@@ -52,6 +53,11 @@ METHODS = ("dna", "trips", "flops")
 #: The objective per target kind when a config names none (TRIPS Sec. 4.1: latency for the FPGA,
 #: whose metric is FPS; EDP for the ASIC).
 DEFAULT_OBJECTIVE = {"fpga": "latency", "asic": "edp"}
+# Bounds on a config's counts, far above the papers' settings (90 epochs, batch 64, 10 samples),
+# so that a typo is one line rather than a run that never ends.
+MAX_EPOCHS = 100_000
+MAX_DRAWS = 10_000  # hardware samples and probe draws per step
+MAX_DAS = 10_000  # DAS steps and batch
 
 
 @dataclass(frozen=True)
@@ -205,8 +211,8 @@ def _ints(f: Fields, key: str, default: tuple[int, ...], *, min: int = 1, max: i
         return v
     if not isinstance(v, list) or not v:
         f.fail(key, f"must be a non-empty list of integers, got {v!r}")
-    sub = Fields({str(i): x for i, x in enumerate(v)}, f.file, f.sub(key), f.error)
-    return tuple(sub.int_(str(i), min=min, max=max) for i in range(len(v)))
+    sub = Fields({}, f.file, f.sub(key), f.error)
+    return tuple(check_int(x, sub, i, min=min, max=max) for i, x in enumerate(v))
 
 
 def _enum(f: Fields, key: str, enum: type, default: Any) -> Any:
@@ -229,7 +235,7 @@ def _das(f: Fields, key: str, default: DasSettings) -> DasSettings:
         return default
     d = f.map_(key)
     d.only({"steps", "batch"})
-    return DasSettings(d.int_("steps", default.steps), d.int_("batch", default.batch, min=2))
+    return DasSettings(d.int_("steps", default.steps, max=MAX_DAS), d.int_("batch", default.batch, min=2, max=MAX_DAS))
 
 
 def parse_config(data: Any, file: str) -> SearchConfig:
@@ -242,7 +248,7 @@ def parse_config(data: Any, file: str) -> SearchConfig:
     data_cfg = DataConfig(
         dataset=f.str_("dataset", d0.dataset),
         data_dir=f.str_("data_dir", None) if f.raw("data_dir", None) is not None else None,
-        batch_size=f.int_("batch_size", d0.batch_size),
+        batch_size=f.int_("batch_size", d0.batch_size, max=MAX_BATCH),
         limit_batches=_opt_int(f, "limit_batches", None),
     )
 
@@ -256,12 +262,12 @@ def parse_config(data: Any, file: str) -> SearchConfig:
             f.fail(f"candidates[{i}]", f"unknown operator {c!r} (known: {', '.join(OPS.names())})")
     space_cfg = SpaceConfig(
         width_mult=_float(f, "width_mult", s0.width_mult, lo=0.0, hi=8.0, open_lo=True),
-        depths=_ints(f, "depths", s0.depths, min=0),
-        widths=_ints(f, "widths", s0.widths),
+        depths=_ints(f, "depths", s0.depths, min=0, max=64),
+        widths=_ints(f, "widths", s0.widths, max=MAX_EXTENT),
         strides=_ints(f, "strides", s0.strides, max=4),
-        stem_channels=f.int_("stem_channels", s0.stem_channels),
+        stem_channels=f.int_("stem_channels", s0.stem_channels, max=MAX_EXTENT),
         stem_stride=f.int_("stem_stride", s0.stem_stride, max=4),
-        head_channels=f.int_("head_channels", s0.head_channels),
+        head_channels=f.int_("head_channels", s0.head_channels, max=MAX_EXTENT),
         candidates=tuple(cands),
         bits=_ints(f, "bits", s0.bits, min=2, max=16),
         edge_bits=f.int_("edge_bits", s0.edge_bits, min=2, max=16),
@@ -281,10 +287,10 @@ def parse_config(data: Any, file: str) -> SearchConfig:
         sampling=_enum(f, "sampling", SamplingMode, x0.sampling.value),
         precision=_enum(f, "precision", PrecisionMode, x0.precision.value),
         top_k=f.int_("top_k", x0.top_k),
-        epochs=f.int_("epochs", x0.epochs),
+        epochs=f.int_("epochs", x0.epochs, max=MAX_EPOCHS),
         tau0=_float(f, "tau0", x0.tau0, lo=0.0, open_lo=True),
         tau_decay=_float(f, "tau_decay", x0.tau_decay, lo=0.0, hi=1.0, open_lo=True),
-        warmup_epochs=f.int_("warmup_epochs", x0.warmup_epochs, min=0),
+        warmup_epochs=f.int_("warmup_epochs", x0.warmup_epochs, min=0, max=MAX_EPOCHS),
         weight_lr=_float(f, "weight_lr", x0.weight_lr, lo=0.0, open_lo=True),
         momentum=_float(f, "momentum", x0.momentum, lo=0.0, hi=1.0),
         weight_decay=_float(f, "weight_decay", x0.weight_decay, lo=0.0),
@@ -303,20 +309,20 @@ def parse_config(data: Any, file: str) -> SearchConfig:
         f.fail("objective", f"{objective!r} is not an objective for {target} (choose from: {', '.join(OBJECTIVES[kind])})")
     hw_cfg = HardwareConfig(
         target=target, objective=objective, lam=_float(f, "lambda", h0.lam, lo=0.0),
-        samples=f.int_("samples", h0.samples), das=_das(f, "das", h0.das), final_das=_das(f, "final_das", h0.final_das),
-        probe_draws=f.int_("probe_draws", h0.probe_draws),
+        samples=f.int_("samples", h0.samples, max=MAX_DRAWS), das=_das(f, "das", h0.das), final_das=_das(f, "final_das", h0.final_das),
+        probe_draws=f.int_("probe_draws", h0.probe_draws, max=MAX_DRAWS),
     )
 
     f = top.map_("train", {})
     f.only(set(TrainConfig.__dataclass_fields__))
     train_cfg = TrainConfig(
-        epochs=f.int_("epochs", t0.epochs), lr=_float(f, "lr", t0.lr, lo=0.0, open_lo=True),
+        epochs=f.int_("epochs", t0.epochs, max=MAX_EPOCHS), lr=_float(f, "lr", t0.lr, lo=0.0, open_lo=True),
         momentum=_float(f, "momentum", t0.momentum, lo=0.0, hi=1.0),
         weight_decay=_float(f, "weight_decay", t0.weight_decay, lo=0.0),
-        batch_size=f.int_("batch_size", t0.batch_size),
+        batch_size=f.int_("batch_size", t0.batch_size, max=MAX_BATCH),
     )
     name = top.str_("name", Path(file).stem if not file.startswith("preset:") else file.split(":", 1)[1])
-    cfg = SearchConfig(name=name, seed=top.int_("seed", 0, min=0), data=data_cfg, space=space_cfg,
+    cfg = SearchConfig(name=name, seed=top.int_("seed", 0, min=0, max=2**32 - 1), data=data_cfg, space=space_cfg,
                        search=search_cfg, hardware=hw_cfg, train=train_cfg, source=file)
     if search_cfg.warmup_epochs >= search_cfg.epochs and search_cfg.method != "flops":
         top.fail("search.warmup_epochs", f"{search_cfg.warmup_epochs} warm-up epochs leave no search epoch "

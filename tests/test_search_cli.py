@@ -128,7 +128,11 @@ class _Exploit:
     ({"space": {"candidates": ["skip"]}}, "space.stages[1].candidates", "no candidate exists"),
     ({"space": {"depths": [1, 1]}}, "space.depths", "one entry per stage"),
     ({"data": {"batch_size": 0}}, "data.batch_size", "zero or negative"),
-    ({"seed": -1}, "seed", "must be >= 0"),
+    ({"search": {"epochs": 10**8}}, "search.epochs", "must be in [1, 100000]"),  # sizes are bounded
+    ({"hardware": {"samples": 10**8}}, "hardware.samples", "must be in [1, 10000]"),
+    ({"space": {"widths": [10**6] * 7}}, "space.widths[0]", "65536"),
+    ({"hardware": {"final_das": {"steps": 10**9}}}, "hardware.final_das.steps", "must be in [1, 10000]"),
+    ({"seed": -1}, "seed", "must be in [0, 4294967295]"),
 ])
 def test_bad_configs(doc: dict, field: str, reason: str) -> None:
     with pytest.raises(ConfigError) as exc:
