@@ -198,11 +198,11 @@ def test_training_inputs_are_checked_before_any_work(dnac, tmp_path: Path) -> No
     """A batch larger than the data, or a 1-bit layer, is one line and exit 2 (it used to
     "train" on no batch at all, or on NaN scales), and nothing is written."""
     cfg = tmp_path / "big_batch.yaml"
-    cfg.write_text("name: big\ndata: {dataset: synthetic, batch_size: 5000}\nspace: {bits: [4, 8]}\n"
+    cfg.write_text("name: big\ndata: {dataset: synthetic, batch_size: 1000}\nspace: {bits: [4, 8]}\n"
                    "hardware: {target: zc706, objective: latency}\n")
     code, out, err = dnac("search", str(cfg), "--out", str(tmp_path / "s"), "--no-progress")
     assert code == 2 and out == "" and err.count("\n") == 1, err
-    assert f"{cfg}: data.batch_size: 5000 is more than the 256 images of each half" in err
+    assert f"{cfg}: data.batch_size: 1000 is more than the 256 images of each half" in err
     assert not (tmp_path / "s").exists()
 
     model = tmp_path / "m.yaml"
