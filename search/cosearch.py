@@ -32,6 +32,7 @@ from tqdm import tqdm
 from dnac.compiler import plots
 from dnac.compiler.cost.model import cost_design
 from dnac.compiler.das.search import Das, DasConfig
+from dnac.compiler.errors import first_line
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.output import MARKER, MARKER_TEXT, atomic_output, write_atomic
@@ -137,19 +138,27 @@ class CoSearch:
             raise CheckpointError(str(path), "", f"unreadable checkpoint: {str(exc).splitlines()[0]}") from None
         if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
             raise CheckpointError(str(path), "version", f"not a dnac search checkpoint of version {CHECKPOINT_VERSION}")
-        diff = _first_difference(state["config"], self.cfg.as_dict())
+        try:
+            diff = _first_difference(state["config"], self.cfg.as_dict())
+        except KeyError:
+            raise CheckpointError(str(path), "config", "damaged checkpoint: no config") from None
         if diff:
             raise CheckpointError(str(path), diff, "the checkpoint was made with another config; resume with the "
                                   "same config and flags, or start a new --out")
-        self.net.load_state_dict(state["net"])
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.a_opt.load_state_dict(state["a_opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.gen.set_state(state["gen"])
-        torch.set_rng_state(state["torch_rng"])
-        self.penalty.load_state_dict(state["penalty"])
-        self.log = list(state["log"])
-        self.epoch = int(state["epoch"])
+        try:  # a file with the right version and config but damaged state is the same user error
+            self.net.load_state_dict(state["net"])
+            self.w_opt.load_state_dict(state["w_opt"])
+            self.a_opt.load_state_dict(state["a_opt"])
+            self.sched.load_state_dict(state["sched"])
+            self.gen.set_state(state["gen"])
+            torch.set_rng_state(state["torch_rng"])
+            self.penalty.load_state_dict(state["penalty"])
+            self.log = list(state["log"])
+            self.epoch = int(state["epoch"])
+        except KeyError as exc:
+            raise CheckpointError(str(path), str(exc.args[0]), "damaged checkpoint: missing") from None
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(str(path), "", f"damaged checkpoint: {first_line(exc)}") from None
 
     # ------------------------------------------------------------------ steps
     def _weights_step(self, x: torch.Tensor, y: torch.Tensor, tau: float) -> tuple[float, float]:

@@ -101,6 +101,18 @@ def test_resume_ends_like_an_uninterrupted_run(dnac, tmp_path: Path) -> None:
     torch.save(state, ckpt)
     code, _, err = dnac("search", "tiny", "--epochs", "3", "--out", str(tmp_path / "cut"), "--resume")
     assert code == 2 and "unreadable checkpoint" in err and err.count("\n") == 1 and not os.path.exists(marker)
+    # damaged ones are one line too: truncated, a key missing, a tensor of the wrong shape
+    good = state | {"log": []}
+    for damaged, words in ((None, "unreadable checkpoint"), ({k: v for k, v in good.items() if k != "w_opt"},
+                                                              "w_opt: damaged checkpoint: missing"),
+                           (good | {"net": {k: v.reshape(-1)[:1] for k, v in good["net"].items()}}, "damaged checkpoint: ")):
+        if damaged is None:
+            torch.save(good, ckpt)
+            ckpt.write_bytes(ckpt.read_bytes()[:1000])
+        else:
+            torch.save(damaged, ckpt)
+        code, _, err = dnac("search", "tiny", "--epochs", "3", "--out", str(tmp_path / "cut"), "--resume")
+        assert code == 2 and words in err and err.count("\n") == 1, err
 
 
 class _Exploit:
