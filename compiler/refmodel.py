@@ -10,8 +10,9 @@ library header `templates/hls/lib/dnac_ops.h` implements line for line:
   after a ReLU (whose outputs then use the non-negative half of the range).
 * **conv / dwconv / grouped conv / linear**: `acc = bias[k] + sum w * x` in 64-bit integers
   (inputs zero-padded; a linear layer reads its input flattened in NCHW order), then
-  **requantization** `y = (acc * mult + 2^(shift-1)) >> shift` (an arithmetic shift: rounding half
-  up), then the activation as a clamp `[lo, hi]`, which also saturates to the output width.
+  **requantization** per output channel k, `y = (acc * mult[k] + 2^(shift[k]-1)) >> shift[k]` (an
+  arithmetic shift: rounding half up; mult signed), then the activation as a clamp `[lo, hi]`,
+  which also saturates to the output width.
 * **add**: `acc = sum of the inputs`, then the same requantization and clamp.
 * **maxpool**: the maximum over the window (padding positions are skipped), clamped.
 * **avgpool**: `floor((2 * sum + n) / (2 * n))` over the window (zero padding counted,
@@ -21,8 +22,8 @@ library header `templates/hls/lib/dnac_ops.h` implements line for line:
 
 `generate(workload, seed)` draws weights, biases and inputs from `numpy.random.default_rng(seed)`
 (uniform over each layer's `w_bits` / `a_bits` range), then runs the network once, choosing each
-layer's `(mult, shift)` from its own accumulators so that the 99th percentile of |acc| maps to the
-top of the output range (a little saturation is exercised on purpose).  `forward` reruns the same
+output channel's `(mult, shift)` from its own accumulators so that the 99th percentile of |acc|
+maps to the top of the output range (a little saturation is exercised on purpose).  `forward` reruns the same
 network with given parameters (the testbench's "flip one weight bit" check uses it).
 """
 
@@ -44,22 +45,40 @@ _PRODUCT_LIMIT = 1 << 62
 _FLOAT_EXACT = 1 << 53
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Requant:
-    """A layer's output stage: `clamp((acc * mult + round) >> shift, lo, hi)`."""
+    """A layer's output stage: `clamp((acc * mult[k] + round) >> shift[k], lo, hi)`, with one
+    (mult, shift) per output channel k (a trained network folds BatchNorm into them; scalars
+    broadcast to every channel).  `mult` is signed (a negative BatchNorm gain flips the sign)."""
 
-    mult: int
-    shift: int
+    mult: np.ndarray | int  # [K] or a scalar
+    shift: np.ndarray | int  # [K] or a scalar, each in [0, 62]
     lo: int
     hi: int
 
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Requant) and (self.lo, self.hi) == (other.lo, other.hi)
+                and np.array_equal(self.mult, other.mult) and np.array_equal(self.shift, other.shift))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def channels(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mult, shift) as [k] int64 arrays."""
+        m = np.broadcast_to(np.asarray(self.mult, dtype=np.int64), (k,))
+        sh = np.broadcast_to(np.asarray(self.shift, dtype=np.int64), (k,))
+        return m, sh
+
     def apply(self, acc: np.ndarray) -> np.ndarray:
-        if int(np.abs(acc).max(initial=0)) * self.mult >= _PRODUCT_LIMIT:
+        """`acc` is [N, K, ...]: channel k takes (mult[k], shift[k])."""
+        k = acc.shape[1]
+        m, sh = self.channels(k)
+        peak = np.abs(acc).reshape(acc.shape[0], k, -1).max(axis=(0, 2), initial=0) if acc.size else np.zeros(k)
+        if any(int(a) * abs(int(b)) >= _PRODUCT_LIMIT for a, b in zip(peak, m)):
             raise DesignError("<refmodel>", "requant", "accumulator x multiplier exceeds 62 bits")
-        v = acc.astype(np.int64) * np.int64(self.mult)
-        if self.shift > 0:
-            v = (v + np.int64(1 << (self.shift - 1))) >> np.int64(self.shift)
-        return np.clip(v, self.lo, self.hi)
+        view = (1, k) + (1,) * (acc.ndim - 2)
+        v = acc.astype(np.int64) * m.reshape(view)
+        half = np.where(sh > 0, np.left_shift(np.int64(1), np.maximum(sh - 1, 0)), 0).reshape(view)
+        return np.clip((v + half) >> sh.reshape(view), self.lo, self.hi)
 
 
 @dataclass
@@ -98,6 +117,12 @@ def clamp_range(bits: int, activation: Activation) -> tuple[int, int]:
     if activation is Activation.RELU6:
         return 0, min(qmax, 6 << max(0, bits - 4))
     return qmin, qmax
+
+
+def choose_scales(acc: np.ndarray, qmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel (axis 1 of `acc`), `choose_scale` of that channel's accumulators."""
+    pairs = [choose_scale(acc[:, k], qmax) for k in range(acc.shape[1])]
+    return (np.array([m for m, _ in pairs], dtype=np.int64), np.array([s for _, s in pairs], dtype=np.int64))
 
 
 def choose_scale(acc: np.ndarray, qmax: int) -> tuple[int, int]:
@@ -227,7 +252,7 @@ def generate(w: Workload, seed: int) -> Golden:
         if layer.op.is_pool:
             q = Requant(1, 0, lo, hi)
         else:
-            mult, shift = choose_scale(accumulate(layer, xs, wt, bias), signed_range(bits[layer.name])[1])
+            mult, shift = choose_scales(accumulate(layer, xs, wt, bias), signed_range(bits[layer.name])[1])
             q = Requant(mult, shift, lo, hi)
         g.quant[layer.name] = q
         tensors[layer.name] = run_layer(layer, xs, wt, bias, q)

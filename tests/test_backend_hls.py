@@ -237,7 +237,11 @@ def test_refmodel_conv_matches_torch() -> None:
 def test_refmodel_rounding_and_clamps() -> None:
     q = refmodel.Requant(mult=1, shift=2, lo=-128, hi=127)
     # (acc + 2) >> 2: round half up, also for negatives (-6/4 = -1.5 -> -1, -7/4 -> -2)
-    assert q.apply(np.array([6, 5, -6, -7, 2, -2, 1000, -1000])).tolist() == [2, 1, -1, -2, 1, 0, 127, -128]
+    acc = np.array([6, 5, -6, -7, 2, -2, 1000, -1000]).reshape(-1, 1)  # [N, K=1]
+    assert q.apply(acc).ravel().tolist() == [2, 1, -1, -2, 1, 0, 127, -128]
+    # one (mult, shift) per output channel, negative multipliers included (a BatchNorm's sign)
+    q = refmodel.Requant(mult=np.array([3, -3, 1]), shift=np.array([1, 1, 0]), lo=-128, hi=127)
+    assert q.apply(np.array([[[1], [1], [200]], [[-1], [-1], [-5]]])).ravel().tolist() == [2, -1, 127, -1, 2, -5]
     assert refmodel.clamp_range(8, refmodel.Activation.RELU6) == (0, 96)
     assert refmodel.clamp_range(4, refmodel.Activation.RELU6) == (0, 6)
     assert refmodel.clamp_range(3, refmodel.Activation.RELU) == (0, 3)

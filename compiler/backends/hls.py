@@ -245,7 +245,8 @@ def check_workload(w: Workload, target: FpgaTarget, *, fmap_words: int | None = 
     if fmap_words is None:
         fmap_words = w.batch * math.prod(w.input_shape) + sum(lyr.output_size for lyr in w.layers)
     need = (sum(lyr.weight_count for lyr in macs) * _word_bytes(max((lyr.w_bits for lyr in macs), default=8))
-            + 8 * sum(lyr.K for lyr in macs if lyr.bias) + fmap_words * _word_bytes(max(bits.values()))
+            + 8 * sum(lyr.K * (lyr.bias + 2 * (lyr.has_macs or lyr.op is OpKind.ADD)) for lyr in w.layers)
+            + fmap_words * _word_bytes(max(bits.values()))
             + 8 * psum_words)
     if need > target.dram_bytes:
         raise ModelError(w.source or w.name, "batch" if w.batch > 1 else "layers",
@@ -272,7 +273,8 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
     sch = _schedule(design)
     idents = unique([n.name for n in design.nodes()], cpp_ident)
 
-    # DRAM layout: weights and biases per MAC layer; the input and every layer's output tensor.
+    # DRAM layout: weights and biases per MAC layer, (mult, shift) per output channel of every MAC or add
+    # layer (on the biases port); the input and every layer's output tensor.
     stages_of_readers: dict[str, list[int]] = {}
     for n in design.nodes():
         for src in n.layer.inputs:
@@ -310,8 +312,13 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
             "in_off": [t.offset for t in ins] + [0] * pad, "in_slots": [t.slots for t in ins] + [1] * pad,
             "in_size": [t.size for t in ins] + [0] * pad,
             "out_off": tensors[n.name].offset, "out_slots": tensors[n.name].slots, "out_size": tensors[n.name].size,
-            "ps_off": 0, "mult": q.mult, "shift": q.shift, "lo": q.lo, "hi": q.hi,
+            "ps_off": 0, "q_off": -1, "lo": q.lo, "hi": q.hi,
         }
+        if lyr.has_macs or lyr.op is OpKind.ADD:  # its K (mult, shift) pairs follow the biases
+            ctx["q_off"] = b_off
+            mult, shift = q.channels(lyr.K)
+            biases.append(np.stack([mult, shift], axis=1))
+            b_off += 2 * lyr.K
         if m is not None and lyr.has_macs:
             ctx.update(f_dram=[m.factor("DRAM", d) for d in DIMS], f_gb=[m.factor("GB", d) for d in DIMS],
                        sp=[m.spatial_factor(d) for d in DIMS], f_rf=[m.factor("RF", d) for d in DIMS])

@@ -41,8 +41,7 @@ struct layer_cfg_t {
   int out_slots;
   long long out_size;
   long long ps_off;            // partial-sum spill area of the layer's chunk
-  long long mult;              // requantization multiplier
-  int shift;                   // requantization shift (rounding half up)
+  long long q_off;             // first of K (mult, shift) pairs on the biases port, -1 for none
   int lo, hi;                  // output clamp: activation and saturation in one
 };
 
@@ -55,14 +54,19 @@ inline long long dnac_clamp(long long v, int lo, int hi) {
   return v < lo ? (long long)lo : (v > hi ? (long long)hi : v);
 }
 
-// (acc * mult + 2^(shift-1)) >> shift, then the clamp; refmodel.Requant.apply.  The reference
-// model checks |acc * mult| < 2^62, so the product fits 64 bits; the shift is ap_int's (arithmetic).
-inline long long dnac_requant(long long acc, const layer_cfg_t &L) {
+// (acc * mult + 2^(shift-1)) >> shift, then the clamp; refmodel.Requant.apply.  (mult, shift) is
+// output channel k's pair: `params` (the biases port) holds them at q_off + 2k and q_off + 2k + 1.
+// The reference model checks |acc * mult| < 2^62, so the product fits 64 bits; the shift is
+// ap_int's (arithmetic), so a negative multiplier rounds like a positive one.
+template <typename acc_T>
+inline long long dnac_requant(long long acc, const layer_cfg_t &L, const acc_T *params, int k) {
 #pragma HLS INLINE
-  long long prod = acc * L.mult;
-  if (L.shift > 0) {
-    ap_int<64> v = prod + (1LL << (L.shift - 1));
-    v >>= L.shift;
+  const long long mult = (long long)params[L.q_off + 2 * (long long)k];
+  const int shift = (int)params[L.q_off + 2 * (long long)k + 1];
+  long long prod = acc * mult;
+  if (shift > 0) {
+    ap_int<64> v = prod + (1LL << (shift - 1));
+    v >>= shift;
     prod = (long long)v;
   }
   return dnac_clamp(prod, L.lo, L.hi);
@@ -187,8 +191,8 @@ void dnac_pool(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
 }
 
 // Residual add of up to DNAC_MAX_INPUTS tensors, requantized like a convolution's accumulator.
-template <class TC, typename fmap_T>
-void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
+template <class TC, typename fmap_T, typename acc_T>
+void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps, const acc_T *params) {
   long long base[DNAC_MAX_INPUTS];
   for (int i = 0; i < DNAC_MAX_INPUTS; ++i) {
     base[i] = i < L.n_in ? dnac_slot(L.in_off[i], L.in_slots[i], L.in_size[i], frame) : 0;
@@ -204,7 +208,7 @@ void dnac_add(const layer_cfg_t &L, int frame, fmap_T *fmaps) {
         acc += (long long)fmaps[base[i] + e];
       }
     }
-    fmaps[out + e] = dnac_requant(acc, L);
+    fmaps[out + e] = dnac_requant(acc, L, params, (int)((e / ((long long)L.P * L.Q)) % L.K));
   }
 }
 

@@ -10,7 +10,7 @@ void dnac_top(
     const wgt_mem_t *weights_c0, const acc_mem_t *biases_c0, fmap_mem_t *fmaps_c0, acc_mem_t *psums_c0,
     int step, int n_frames) {
 #pragma HLS INTERFACE m_axi port=weights_c0 offset=slave bundle=gmem_c0_w depth=4184
-#pragma HLS INTERFACE m_axi port=biases_c0 offset=slave bundle=gmem_c0_w depth=1
+#pragma HLS INTERFACE m_axi port=biases_c0 offset=slave bundle=gmem_c0_w depth=100
 #pragma HLS INTERFACE m_axi port=fmaps_c0 offset=slave bundle=gmem_c0_f depth=4362
 #pragma HLS INTERFACE m_axi port=psums_c0 offset=slave bundle=gmem_c0_p depth=2048
 #pragma HLS INTERFACE s_axilite port=weights_c0 bundle=control

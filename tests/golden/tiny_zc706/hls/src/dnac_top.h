@@ -9,7 +9,7 @@
 
 // DRAM regions, in elements of their port.
 #define DNAC_WEIGHT_WORDS 4184
-#define DNAC_BIAS_WORDS 0
+#define DNAC_BIAS_WORDS 100
 #define DNAC_FMAP_WORDS 4362
 #define DNAC_PSUM_WORDS 2048
 // The network input (slot 0) and the number of `step`s one frame takes to leave the pipeline.

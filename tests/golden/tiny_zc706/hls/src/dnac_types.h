@@ -10,7 +10,7 @@
 
 typedef ap_int<8> wgt_mem_t;   // weights port
 typedef ap_int<8> fmap_mem_t;  // feature-map port
-typedef ap_int<64> acc_mem_t;  // biases and partial sums (accumulator units)
+typedef ap_int<64> acc_mem_t;  // biases, requantization pairs and partial sums (accumulator words)
 
 // Each layer's precision: weights, and the tensor it writes (saturated to its readers' width).
 // Layer names enter as `lyr_<name>`, a prefix no generated identifier has.

@@ -152,7 +152,8 @@ const int bN = d[DNAC_N] * G.t[DNAC_N], bK = d[DNAC_K] * G.t[DNAC_K];
 
 // An output tile leaves as partial sums, or requantized after its last reduction tile.
 static void c0_store_o(const c0_acc_t o_buf[2][c0_OB][c0_OD], int sel, const layer_cfg_t &L,
-    const dnac_geom_t &G, fmap_mem_t *fmaps, acc_mem_t *psums, long long out, bool last, const int d[DNAC_DIMS]) {
+    const dnac_geom_t &G, const acc_mem_t *biases, fmap_mem_t *fmaps, acc_mem_t *psums, long long out, bool last,
+    const int d[DNAC_DIMS]) {
 const int bN = d[DNAC_N] * G.t[DNAC_N], bK = d[DNAC_K] * G.t[DNAC_K];
   const int bP = d[DNAC_P] * G.t[DNAC_P], bQ = d[DNAC_Q] * G.t[DNAC_Q];
   for (int n = 0; n < G.t[DNAC_N]; ++n) {
@@ -175,7 +176,7 @@ const int bN = d[DNAC_N] * G.t[DNAC_N], bK = d[DNAC_K] * G.t[DNAC_K];
           if (an < L.N && ak < L.K && ap < L.P && aq < L.Q) {
             const long long idx = (((long long)an * L.K + ak) * L.P + ap) * L.Q + aq;
             if (last) {
-              fmaps[out + idx] = dnac_requant((long long)o_buf[sel][bank][addr], L);
+              fmaps[out + idx] = dnac_requant((long long)o_buf[sel][bank][addr], L, biases, ak);
             } else {
               psums[L.ps_off + idx] = o_buf[sel][bank][addr];
             }
@@ -350,7 +351,7 @@ void c0_engine(const layer_cfg_t &L, int frame, const wgt_mem_t *weights, const 
     c0_compute(w_buf, ws, i_buf, is, o_buf, os, L, G);
     // ... while the other copies drain tile t-1's outputs and load tile t+1
     if (drain) {
-      c0_store_o(o_buf, os ^ 1, L, G, fmaps, psums, out, prev_last, prev);
+      c0_store_o(o_buf, os ^ 1, L, G, biases, fmaps, psums, out, prev_last, prev);
     }
     if (w_new) {
       c0_load_w(w_buf, ws ^ 1, L, G, weights, nxt);
@@ -371,5 +372,5 @@ void c0_engine(const layer_cfg_t &L, int frame, const wgt_mem_t *weights, const 
     is ^= (int)i_new;
     os ^= (int)o_new;
   }
-  c0_store_o(o_buf, os, L, G, fmaps, psums, out, (cur[DNAC_C] == L.f_dram[DNAC_C] - 1), cur);
+  c0_store_o(o_buf, os, L, G, biases, fmaps, psums, out, (cur[DNAC_C] == L.f_dram[DNAC_C] - 1), cur);
 }
