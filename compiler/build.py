@@ -17,18 +17,21 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dnac.compiler import __version__
 from dnac.compiler.cost.model import Target, cost_design
 from dnac.compiler.das.search import Das, DasConfig, check_objective
-from dnac.compiler.errors import BudgetError
+from dnac.compiler.errors import BudgetError, OptionError
 from dnac.compiler.frontend import LoadedModel, load_model
 from dnac.compiler.ir import design_yaml
 from dnac.compiler.ir.design import DesignGraph
 from dnac.compiler.ir.validate import check
 from dnac.compiler.naming import safe_path_segment
 from dnac.compiler.targets import AsicTarget, FpgaTarget, apply_overrides, load_target
+
+if TYPE_CHECKING:
+    from dnac.search.deploy import Deployment
 
 log = logging.getLogger("dnac.build")
 
@@ -50,6 +53,8 @@ class BuildOptions:
     steps: int = DasConfig.steps
     refine: int = 0  # hill-climbing rounds after DAS
     progress: bool | None = None
+    weights: Path | None = None  # <stem>.weights.pt of `dnac train`: build the trained network
+    images: int | None = None  # test images in the testbench with `weights` (default 100)
 
 
 def resolve_target(name: str, overrides: dict[str, dict[str, float]], budget: float | None, file: str) -> Target:
@@ -111,16 +116,32 @@ def build(opts: BuildOptions) -> Path:
     target = resolve_target(opts.target, w.target_overrides, opts.budget, opts.model)  # target
     objective = opts.objective or DEFAULT_OBJECTIVE[target.KIND]
     check_objective(objective, target)
+    dep = None
+    if opts.weights is not None:  # the trained network, converted and measured before any search
+        if not isinstance(target, FpgaTarget):
+            raise OptionError("-", "--weights", f"runs the trained network in the HLS testbench: needs an FPGA "
+                              f"target, not {target.name}")
+        if loaded.design is not None:
+            raise OptionError(opts.model, "--weights", "give the model.yaml the weights were trained for, not a "
+                              "design.yaml")
+        from dnac.search.deploy import deploy
+
+        dep = deploy(w, Path(opts.weights), 100 if opts.images is None else opts.images, opts.model)
+        loaded = LoadedModel(dep.integer.workload, None, loaded.kind)
+        w = loaded.workload
+    elif opts.images is not None:
+        raise OptionError("-", "--images", "needs --weights (without them the testbench checks random data)")
     if isinstance(target, FpgaTarget):  # a network the engines or the board cannot hold: before the search
         from dnac.compiler.backends.hls import check_workload
         check_workload(w, target)
     out = opts.out or Path("hw_out") / safe_path_segment(f"{w.name}-{opts.target}")
     with exclusive(out):  # a second build into `out` stops here instead of interleaving with this one
-        _build(opts, loaded, target, objective, out)
+        _build(opts, loaded, target, objective, out, dep)
     return out
 
 
-def _build(opts: BuildOptions, loaded: LoadedModel, target: Target, objective: str, out: Path) -> None:
+def _build(opts: BuildOptions, loaded: LoadedModel, target: Target, objective: str, out: Path,
+           dep: Deployment | None = None) -> None:
     """Search (or re-cost), cost and emit into `out`, holding its lock."""
     from dnac.compiler.backends import BACKENDS
     from dnac.compiler.output import atomic_output, preflight
@@ -155,6 +176,11 @@ def _build(opts: BuildOptions, loaded: LoadedModel, target: Target, objective: s
         if history:
             das_history(history, objective, f"DAS: {w.name} on {target.name}", tmp / "search.svg")
         backend = BACKENDS[target.KIND]()
-        backend.write(design, target, tmp, seed=opts.seed)
+        if dep is None:
+            backend.write(design, target, tmp, seed=opts.seed)
+        else:
+            backend.write(design, target, tmp, seed=opts.seed, golden=dep.integer.golden(dep.images),
+                          labels=dep.labels)
+            report["deploy"] = dep.report
         report.update(backend.report)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -168,8 +168,13 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
               help=f"Rounds of hill climbing after DAS, 64 neighbour designs each, 0 .. {MAX_STEPS:,} (0: DAS as in "
                    "the papers).")
 @click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
+@click.option("--weights", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="<model>.weights.pt of `dnac train` (its .quant.json and .train.json beside it): the HLS project "
+                   "carries the trained network as integers, and its testbench classifies test images (zc706).")
+@click.option("--images", type=click.IntRange(min=1, max=10_000), default=None, metavar="INTEGER",
+              help="Test images in the testbench with --weights, 1 .. 10,000.  [default: 100]")
 def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
-          steps: int | None, refine: int, force: bool) -> None:
+          steps: int | None, refine: int, force: bool, weights: Path | None, images: int | None) -> None:
     """Search an accelerator for MODEL (or re-cost a design.yaml) and emit its project.
 
     MODEL is a zoo name (see `dnac inspect --help`), a model.yaml or a design.yaml.  Writes
@@ -187,11 +192,17 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
 
         raise TargetError(target_name, "--target", f"unknown target {target_name!r} (known: {', '.join(known_targets())})")
     opts = BuildOptions(model=model, target=target_name, out=out, seed=seed, budget=budget, objective=objective,
-                        force=force, steps=steps if steps is not None else DasConfig.steps, refine=refine)
+                        force=force, steps=steps if steps is not None else DasConfig.steps, refine=refine,
+                        weights=weights, images=images)
     path = run_build(opts)
     report = json.loads((path / "report.json").read_text())
     click.echo(f"{printable(report['model'])} on {report['target']}: {report['fps']:.4g} FPS, {report['throughput_gops']:.4g} GOP/s, "
                f"latency {report['latency_ms']:.4g} ms; wrote {path}/")
+    if "deploy" in report:
+        d = report["deploy"]
+        click.echo(f"{d['dataset']} test split ({d['test_images']:,} images): top-1 {d['qat_top1']:.4f} QAT, "
+                   f"{d['integer_top1']:.4f} integer, same class on {d['agreement']:.2%}; the testbench runs the first "
+                   f"{d['images']} (make -C {path}/hls csim)")
 
 
 # ---------------------------------------------------------------------------- bench

@@ -185,8 +185,10 @@ def train(model: str, config: str | None, dataset: str | None, data_dir: str | N
         folder, stem = (Path(out) if out else DEFAULT_ROOT / f"{safe_segment(w.name)}-train"), safe_segment(w.name)
     _check_writable(folder)
     res = run_train(w, tcfg, splits, seed=seed, limit_batches=limit_batches if limit_batches is not None else limit,
-                    out=folder, stem=stem, progress=progress, printer=lambda s: click.echo(s, err=True))
-    click.echo(f"{printable(w.name)} on {splits.name}: top-1 {res.top1:.4f} after {res.epochs} epochs ({res.seconds:.1f} s)")
+                    out=folder, stem=stem, progress=progress, printer=lambda s: click.echo(s, err=True),
+                    data_dir=data_dir or ddir)
+    click.echo(f"{printable(w.name)} on {splits.name}: top-1 {res.top1:.4f} after {res.epochs} epochs ({res.seconds:.1f} s), "
+               f"{res.integer_top1:.4f} as integers")
     click.echo(f"wrote {res.files['weights']}, {res.files['quant']}, {res.files['report']}")
 
 

@@ -264,8 +264,12 @@ class HlsProject:
     data: dict[str, bytes]  # data/<name>.bin: little-endian signed words (context["data_bytes"] wide)
 
 
-def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject:
-    """The template context and data files of `design` (see the module docstring)."""
+def project(design: DesignGraph, target: FpgaTarget, *, seed: int, golden: refmodel.Golden | None = None,
+            labels: np.ndarray | None = None) -> HlsProject:
+    """The template context and data files of `design` (see the module docstring).  With
+    `golden` (a trained network's integer parameters run on N images, `labels` their classes) the
+    testbench runs those N images one after another and reports bit-exactness and top-1; without,
+    it checks one run on `refmodel.generate`'s random data."""
     _check_canonical(design)
     w = design.workload()
     check_workload(w, target)
@@ -290,7 +294,9 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
     check_workload(w, target, fmap_words=fmap_words,
                psum_words=sum(max((n.layer.output_size for n in design.nodes() if n.chunk == cid and n.layer.has_macs),
                                   default=0) for cid in design.chunks))
-    golden = refmodel.generate(w, seed)
+    images = 0 if golden is None else len(golden.input)
+    if golden is None:
+        golden = refmodel.generate(w, seed)
     w_off = b_off = 0
     weights, biases = [], []
     psum_words = {cid: 0 for cid in design.chunks}
@@ -358,6 +364,7 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
                 "input_off": tensors[INPUT].offset, "input_words": tensors[INPUT].size},
         "types": {"wgt_bits": w_bits, "fmap_bits": max(bits.values())},
         "expected_words": sum(o["words"] for o in outputs),
+        "images": images,
         "hls_resources": hls_resources(engines),
         "aux_tc": _aux_tripcounts(design),
     }
@@ -366,8 +373,11 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int) -> HlsProject
         "input": _words([golden.input], fmap_bits),
         "weights": _words(weights, w_bits),
         "biases": _words(biases, 64),  # acc_mem_t: a bias is in accumulator units
-        "expected": _words([golden.tensors[name] for name in w.outputs], fmap_bits),
+        "expected": _words([golden.tensors[name][i] for i in range(max(images, 1)) for name in w.outputs]
+                           if images else [golden.tensors[name] for name in w.outputs], fmap_bits),
     }
+    if images:
+        files["labels"] = _words([np.asarray(labels, dtype=np.int64)], 32)
     context["data_bytes"] = {name: width for name, (_, width) in files.items()}
     data = {f"data/{name}.bin": raw for name, (raw, _) in files.items()}
     return HlsProject(context, golden, data)
@@ -379,10 +389,11 @@ class HlsBackend(Backend):
     name: ClassVar[str] = "hls"
     template_dir: ClassVar[str] = "hls"
 
-    def write(self, design: DesignGraph, target: Target, out_dir: Path, *, seed: int) -> list[Path]:
+    def write(self, design: DesignGraph, target: Target, out_dir: Path, *, seed: int,
+              golden: refmodel.Golden | None = None, labels: np.ndarray | None = None) -> list[Path]:
         if not isinstance(target, FpgaTarget):
             raise DesignError(design.name, "target", f"the HLS back-end needs an FPGA target, not {target.name!r}")
-        proj = project(design, target, seed=seed)
+        proj = project(design, target, seed=seed, golden=golden, labels=labels)
         ctx = proj.context
         self.report = {"hls_resources": ctx["hls_resources"]}
         engine_files = {f"src/engine_c{e['id']}.cpp": e for e in ctx["engines"]}

@@ -110,12 +110,13 @@ def bank_need(f_gb: Any, sp: Any, f_rf: Any, unroll: Any, stride: Any, depthwise
 
 
 def acc_bits(layer: Layer) -> int:
-    """Accumulator width of a layer: no sum of its products (plus bias) overflows, signed.  An
-    add sums its inputs, each `a_bits` wide."""
+    """Accumulator width of a layer: no sum of its products (plus bias) overflows, signed.  A
+    bias is bounded by 2^(w+a-3) (random data) or by the trained network's own (`bias_bound`).
+    An add sums its inputs, each `a_bits` wide."""
     if layer.op is OpKind.ADD:
         return (len(layer.inputs) << (layer.a_bits - 1)).bit_length() + 1
     bound = layer.c_per_group * layer.R * layer.S * (1 << (layer.w_bits - 1)) * (1 << (layer.a_bits - 1))
-    bound += (1 << (layer.w_bits + layer.a_bits - 3)) if layer.bias else 0
+    bound += max(1 << (layer.w_bits + layer.a_bits - 3), layer.bias_bound) if layer.bias else 0
     return bound.bit_length() + 1
 
 

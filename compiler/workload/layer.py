@@ -40,6 +40,7 @@ class Layer:
     a_bits: int = 16  # width of the activations this layer reads (its MAC operand)
     inputs: tuple[str, ...] = (INPUT,)  # producer layer names, or INPUT
     source: str = ""  # where it came from (file:line, torch source line), for messages
+    bias_bound: int = 0  # largest |bias| in accumulator units when known (a trained network), else 0
 
     # ----------------------------------------------------------------- shape views
     @property
