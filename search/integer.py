@@ -45,9 +45,6 @@ from dnac.compiler.workload.layer import INPUT, Workload
 if TYPE_CHECKING:
     from dnac.search.train import QuantNet as QuantNetLike
 
-#: Largest integer bias (accumulator units): a channel whose weights or BatchNorm gain vanish has
-#: an unbounded one; past this the channel's output saturates anyway.
-MAX_BIAS = 1 << 40
 #: Magnitude bits of a requantization multiplier (`refmodel.MULT_BITS`).
 MULT_BITS = refmodel.MULT_BITS
 

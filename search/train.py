@@ -30,11 +30,11 @@ from tqdm import tqdm
 from dnac.compiler import refmodel
 from dnac.compiler.output import write_atomic
 from dnac.compiler.vocab import Activation, OpKind
-from dnac.compiler.workload.layer import INPUT, Layer, Workload
+from dnac.compiler.workload.layer import INPUT, MAX_BIAS, Layer, Workload
 from dnac.search import data as datasets
 from dnac.search.config import TrainConfig
 from dnac.search.errors import DataError
-from dnac.search.integer import MAX_BIAS, ScaleTracker, fake_quant, logits_both, scale_groups, to_integer
+from dnac.search.integer import ScaleTracker, fake_quant, logits_both, scale_groups, to_integer
 from dnac.search.integer import clamp_range as int_clamp
 from dnac.search.precision import ste, weight_scale
 

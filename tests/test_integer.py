@@ -145,6 +145,13 @@ def test_build_with_weights_end_to_end_and_bad_weights(capsys, tmp_path: Path) -
     assert {"qat_top1", "integer_top1", "agreement", "qat_top1_images", "integer_top1_images",
             "agreement_images"} <= set(dep)
     assert (root / "b" / "hls" / "data" / "labels.bin").stat().st_size == 5 * 4
+    # its design.yaml keeps the trained biases' bound, so re-costing it gives the same hardware
+    assert "bias_bound: " in (root / "b" / "design.yaml").read_text()
+    code, _, err = run(capsys, "build", str(root / "b" / "design.yaml"), "--target", "zc706", "--out", str(root / "b3"))
+    assert code == 0, err
+    a, b = (json.loads((root / d / "report.json").read_text()) for d in ("b", "b3"))
+    assert a["resources"] == b["resources"] and a["hls_resources"] == b["hls_resources"]
+    shutil.rmtree(root / "b3")
     # bad weights: one line, exit 2, nothing written
     before = sorted(p.name for p in root.iterdir())
     bad = root / "bad.weights.pt"

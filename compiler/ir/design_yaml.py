@@ -18,7 +18,7 @@ from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.ir.mapping import LevelLoops, Mapping
 from dnac.compiler.vocab import DIMS, TENSORS, Activation, ArchStyle, Dim, MemLevel, NocStyle, OpKind, Tensor
 from dnac.compiler.workload.builder import MAX_BITS
-from dnac.compiler.workload.layer import Layer
+from dnac.compiler.workload.layer import MAX_BIAS, Layer
 from dnac.compiler.yamlio import Fields, dump_yaml, int_list, parse_yaml, read_yaml
 
 #: Key that marks a design.yaml and its schema version.
@@ -99,6 +99,8 @@ def _layer_dict(n: LayerNode) -> dict[str, Any]:
         "inputs": list(layer.inputs),
         "chunk": n.chunk,
     }
+    if layer.bias_bound:  # a trained network's largest bias: it sizes the accumulators
+        d["bias_bound"] = layer.bias_bound
     if layer.source:
         d["source"] = layer.source
     if n.mapping is not None:
@@ -268,8 +270,8 @@ def _parse_chunk(f: Fields) -> Chunk:
 
 
 def _parse_layer(f: Fields) -> LayerNode:
-    f.only({"name", "op", "dims", "input_hw", "stride", "padding", "groups", "bias", "activation", "bits",
-            "inputs", "chunk", "mapping", "source"})
+    f.only({"name", "op", "dims", "input_hw", "stride", "padding", "groups", "bias", "bias_bound", "activation",
+            "bits", "inputs", "chunk", "mapping", "source"})
     dims = _parse_dims(f, "dims", required=True)
     missing = [d.value for d in DIMS if d not in dims]
     if missing:
@@ -293,6 +295,7 @@ def _parse_layer(f: Fields) -> LayerNode:
         padding=tuple(int_list(f, "padding", 2, min=0)),  # type: ignore[arg-type]
         groups=f.int_("groups"),
         bias=f.bool_("bias", False),
+        bias_bound=f.int_("bias_bound", 0, min=0, max=MAX_BIAS),
         activation=_enum(f, "activation", Activation, "none"),
         w_bits=bits.int_("w", max=MAX_BITS),
         a_bits=bits.int_("a", max=MAX_BITS),

@@ -16,6 +16,11 @@ from dnac.compiler.vocab import DIMS, Activation, Dim, OpKind
 INPUT = "input"
 
 
+#: Largest integer bias a layer may carry (accumulator units): a trained channel whose weights or
+#: BatchNorm gain vanish has an unbounded one; past this its output saturates anyway.
+MAX_BIAS = 1 << 40
+
+
 @dataclass(frozen=True)
 class Layer:
     """One layer; all sizes are for the whole layer (not per group)."""
