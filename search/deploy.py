@@ -36,6 +36,17 @@ def companions(weights: Path) -> tuple[Path, Path]:
     return weights.with_name(f"{stem}.quant.json"), weights.with_name(f"{stem}.train.json")
 
 
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON file `dnac train` wrote: an object, else `DataError` naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(str(path), _FIELD, f"unreadable: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise DataError(str(path), _FIELD, f"not a dnac train file: a JSON {type(data).__name__}, not an object")
+    return data
+
+
 def load_trained(w: Workload, weights: Path) -> tuple[QuantNet, dict[str, Any]]:
     """The trained network for `w` from `weights`, and its train.json; `DataError` (file, field,
     reason) when anything does not match."""
@@ -48,20 +59,16 @@ def load_trained(w: Workload, weights: Path) -> tuple[QuantNet, dict[str, Any]]:
         blob = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
         raise DataError(str(weights), _FIELD, f"unreadable weights file: {first_line(exc)}") from None
-    try:
-        quant = json.loads(quant_path.read_text(encoding="utf-8"))
-        info = json.loads(train_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(str(quant_path), _FIELD, f"unreadable: {first_line(exc)}") from None
+    quant, info = (_json_object(path) for path in (quant_path, train_path))
     if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
         raise DataError(str(weights), _FIELD, "not a dnac train weights file")
     for what, name in (("weights", blob.get("model")), ("quant.json", quant.get("model")),
                        ("train.json", info.get("model"))):
         if name != w.name:
             raise DataError(str(weights), _FIELD, f"the {what} belong to model {name!r}, not {w.name!r}")
-    layers = quant.get("layers") if isinstance(quant, dict) else None
+    layers = quant.get("layers")
     if not isinstance(layers, dict):
-        raise DataError(str(quant_path), "layers", "missing")
+        raise DataError(str(quant_path), "layers", "missing, or not a mapping of layer names")
     for layer in w.compute_layers:
         got = layers.get(layer.name)
         if not isinstance(got, dict):

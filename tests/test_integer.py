@@ -172,6 +172,13 @@ def test_build_with_weights_end_to_end_and_bad_weights(capsys, tmp_path: Path) -
                              "--out", str(root / "b2"))
         assert code == 2 and out == "" and err.count("\n") == 1 and words in err, err
         assert err.startswith(f"dnac: error: {bad}: --weights: "), err
+    torch.save(state, bad)  # good weights, damaged companions: valid JSON of the wrong kind
+    (root / "bad.quant.json").write_text("[1, 2]")
+    code, _, err = run(capsys, "build", model, "--target", "zc706", "--weights", str(bad), "--out", str(root / "b2"))
+    assert code == 2 and err.count("\n") == 1 and "bad.quant.json: --weights: not a dnac train file" in err, err
+    (root / "bad.quant.json").write_text('{"model": "m", "layers": 5}')
+    code, _, err = run(capsys, "build", model, "--target", "zc706", "--weights", str(bad), "--out", str(root / "b2"))
+    assert code == 2 and "bad.quant.json: layers: missing, or not a mapping" in err, err
     (root / "bad.quant.json").unlink()
     code, _, err = run(capsys, "build", model, "--target", "zc706", "--weights", str(bad), "--out", str(root / "b2"))
     assert code == 2 and "bad.quant.json: --weights: not found" in err
