@@ -23,7 +23,7 @@ from dnac.compiler.errors import first_line
 from dnac.compiler.workload.layer import Workload
 from dnac.search import data as datasets
 from dnac.search.errors import DataError
-from dnac.search.integer import IntegerNetwork, logits_both, to_integer
+from dnac.search.integer import IntegerNetwork, logits_both, to_integer, top1
 from dnac.search.train import QuantNet, check_fit
 
 _FIELD = "--weights"
@@ -120,10 +120,6 @@ class Deployment:
     report: dict[str, Any]  # report.json's `deploy` section
 
 
-def _top1(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
-
-
 def deploy(w: Workload, weights: Path, n_images: int, model: str) -> Deployment:
     """Load, convert and measure (see the module docstring)."""
     net, info = load_trained(w, weights)
@@ -139,10 +135,10 @@ def deploy(w: Workload, weights: Path, n_images: int, model: str) -> Deployment:
     n = n_images
     report = {
         "weights": str(weights), "dataset": dataset, "test_images": len(test), "images": n,
-        "qat_top1": _top1(qat_l, labels), "integer_top1": _top1(int_l, labels),
-        "agreement": float((qat_l.argmax(1) == int_l.argmax(1)).mean()),
-        "qat_top1_images": _top1(qat_l[:n], labels[:n]), "integer_top1_images": _top1(int_l[:n], labels[:n]),
-        "agreement_images": float((qat_l[:n].argmax(1) == int_l[:n].argmax(1)).mean()) if n else 0.0,
+        "qat_top1": top1(qat_l, labels), "integer_top1": top1(int_l, labels),
+        "agreement": top1(int_l, qat_l.argmax(1)),
+        "qat_top1_images": top1(qat_l[:n], labels[:n]), "integer_top1_images": top1(int_l[:n], labels[:n]),
+        "agreement_images": top1(int_l[:n], qat_l[:n].argmax(1)),
         "trained_top1": info.get("top1"),
     }
     return Deployment(integer, integer.quantize_input(test.images[:n].numpy()), labels[:n], report)

@@ -86,7 +86,7 @@ class RoundHalfUp(torch.autograd.Function):
         return grad
 
 
-def clamp_range(bits: int, activation: Activation, step: float) -> tuple[int, int]:
+def grid_clamp(bits: int, activation: Activation, step: float) -> tuple[int, int]:
     """The integer clamp of a tensor of `bits` after `activation`, on a grid of `step`."""
     qmin, qmax = refmodel.signed_range(bits)
     if activation is Activation.RELU:
@@ -189,7 +189,7 @@ def to_integer(net: QuantNetLike) -> IntegerNetwork:
     with torch.no_grad():
         for layer in w.layers:
             s_out = step[layer.name]
-            lo, hi = clamp_range(net.bits[layer.name], layer.activation, s_out)
+            lo, hi = grid_clamp(net.bits[layer.name], layer.activation, s_out)
             if layer.has_macs:
                 q, _ = net.weight(layer)
                 _, eff, b_int = net.folded(layer)
@@ -208,6 +208,11 @@ def to_integer(net: QuantNetLike) -> IntegerNetwork:
                 quant[layer.name] = refmodel.Requant(1, 0, lo, hi)
             layers.append(layer)
     return IntegerNetwork(replace(w, layers=tuple(layers)), step[INPUT], net.bits[INPUT], weights, biases, quant)
+
+
+def top1(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose largest logit (the first, as numpy's argmax) is the label."""
+    return float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
 
 
 def logits_both(net: QuantNetLike, integer: IntegerNetwork, images: torch.Tensor,

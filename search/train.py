@@ -34,8 +34,8 @@ from dnac.compiler.workload.layer import INPUT, MAX_BIAS, Layer, Workload
 from dnac.search import data as datasets
 from dnac.search.config import TrainConfig
 from dnac.search.errors import DataError
-from dnac.search.integer import ScaleTracker, fake_quant, logits_both, scale_groups, to_integer
-from dnac.search.integer import clamp_range as int_clamp
+from dnac.search.integer import ScaleTracker, fake_quant, grid_clamp, logits_both, scale_groups, to_integer
+from dnac.search.integer import top1 as top1_of
 from dnac.search.precision import ste, weight_scale
 
 
@@ -80,7 +80,7 @@ class QuantNet(nn.Module):
         if observe:
             tracker.observe(x)
         step = tracker.step
-        lo, hi = int_clamp(self.bits[tensor], act, float(step))
+        lo, hi = grid_clamp(self.bits[tensor], act, float(step))
         return fake_quant(x, step, lo, hi)
 
     def weight(self, layer: Layer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,8 +260,8 @@ def train(w: Workload, cfg: TrainConfig, splits: datasets.Splits, *, seed: int =
     net.eval()
     qat_l, int_l = logits_both(net.cpu(), to_integer(net), splits.test.images)
     labels = splits.test.labels.numpy()
-    int_top1 = float((int_l.argmax(1) == labels).mean())
-    agreement = float((qat_l.argmax(1) == int_l.argmax(1)).mean())
+    int_top1 = top1_of(int_l, labels)
+    agreement = top1_of(int_l, qat_l.argmax(1))
     say(f"test top-1 {top1:.4f} (QAT), {int_top1:.4f} as the integer network the HLS project runs "
         f"(same class on {agreement:.2%} of the images)")
     files: dict[str, str] = {}

@@ -291,15 +291,14 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int, golden: refmo
         tensors[name] = _Tensor(off, size, slots)
         off += size * slots
     fmap_words = off
-    check_workload(w, target, fmap_words=fmap_words,
-               psum_words=sum(max((n.layer.output_size for n in design.nodes() if n.chunk == cid and n.layer.has_macs),
-                                  default=0) for cid in design.chunks))
+    psum_words = {cid: max((n.layer.output_size for n in design.nodes() if n.chunk == cid and n.layer.has_macs),
+                           default=0) for cid in design.chunks}  # each chunk spills its largest output
+    check_workload(w, target, fmap_words=fmap_words, psum_words=sum(psum_words.values()))
     images = 0 if golden is None else len(golden.input)
     if golden is None:
         golden = refmodel.generate(w, seed)
     w_off = b_off = 0
     weights, biases = [], []
-    psum_words = {cid: 0 for cid in design.chunks}
     layers: list[dict[str, Any]] = []
     for i, n in enumerate(design.nodes()):
         lyr, m = n.layer, n.mapping
@@ -336,7 +335,6 @@ def project(design: DesignGraph, target: FpgaTarget, *, seed: int, golden: refmo
                 ctx["b_off"] = b_off
                 biases.append(golden.biases[n.name])
                 b_off += golden.biases[n.name].size
-            psum_words[n.chunk] = max(psum_words[n.chunk], lyr.output_size)  # type: ignore[index]
         layers.append(ctx)
     ps_base, ps = {}, 0
     for cid in sorted(design.chunks):
