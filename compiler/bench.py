@@ -99,6 +99,8 @@ BENCHES: dict[str, Callable[..., list[Row]]] = {"costmodel": costmodel}
 COLUMNS: dict[str, list[str]] = {
     "costmodel": ["target", "model", "B", "layers", "ms_per_call_idle", "layer_evals_per_s_idle", "ms_per_call_loaded",
                   "layer_evals_per_s_loaded"],
+    "map": ["arch", "layer", "dnac_edp", "dnac_s", "random_x10", "random_s", "loma", "loma_s", "loma_speedup",
+            "optimum", "gap_pct"],
 }
 
 
@@ -224,5 +226,20 @@ def calibration(*, seed: int = 0, **_: Any) -> list[Row]:
 
 
 BENCHES["calibration"] = calibration
+
+
+def map_mappers(*, seed: int = 0, **kwargs: Any) -> list[Row]:
+    """`bench_map.map_bench` (imported on use: it is the only bench that needs the mapper)."""
+    from dnac.compiler.bench_map import map_bench
+
+    rows = map_bench(seed=seed, **kwargs)
+    for r in rows:
+        if isinstance(r.get("optimum"), float):
+            r["optimum_ratio"] = r["optimum"] / r["dnac_edp"]
+    return rows
+
+
+BENCHES["map"] = map_mappers
+FIGURES["map"] = plots.map_bench
 COLUMNS["calibration"] = ["design", "model", "allocation", "bits", "dsp_published", "dsp_model", "bram18k_model", "gops_published",
                           "gops_model", "error"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,7 @@ class BuildOptions:
     progress: bool | None = None
     weights: Path | None = None  # <stem>.weights.pt of `dnac train`: build the trained network
     images: int | None = None  # test images in the testbench with `weights` (default 100)
+    link_transfers: bool = True  # ASIC: price link transfers as timeloop-model does by default
 
 
 def resolve_target(name: str, overrides: dict[str, dict[str, float]], budget: float | None, file: str) -> Target:
@@ -114,6 +115,11 @@ def build(opts: BuildOptions) -> Path:
     loaded = load_model(opts.model)  # load
     w = loaded.workload
     target = resolve_target(opts.target, w.target_overrides, opts.budget, opts.model)  # target
+    if not opts.link_transfers:
+        if not isinstance(target, AsicTarget):
+            raise OptionError("-", "--no-link-transfers", f"prices Timeloop's link transfers: needs an ASIC target, "
+                              f"not {target.name}")
+        target = replace(target, link_transfers=False)
     objective = opts.objective or DEFAULT_OBJECTIVE[target.KIND]
     check_objective(objective, target)
     dep = None

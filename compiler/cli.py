@@ -173,8 +173,12 @@ def inspect(model: str, as_json: bool, show_space: bool, target: str) -> None:
                    "carries the trained network as integers, and its testbench classifies test images (zc706).")
 @click.option("--images", type=click.IntRange(min=1, max=10_000), default=None, metavar="INTEGER",
               help="Test images in the testbench with --weights, 1 .. 10,000.  [default: 100]")
+@click.option("--no-link-transfers", is_flag=True,
+              help="ASIC: report energy as timeloop-model run with TIMELOOP_DISABLE_LINK_TRANSFERS=1 (default: as it "
+                   "runs by default, PEs taking words from their mesh neighbours).")
 def build(model: str, target_name: str, out: Path | None, seed: int, budget: float | None, objective: str | None,
-          steps: int | None, refine: int, force: bool, weights: Path | None, images: int | None) -> None:
+          steps: int | None, refine: int, force: bool, weights: Path | None, images: int | None,
+          no_link_transfers: bool) -> None:
     """Search an accelerator for MODEL (or re-cost a design.yaml) and emit its project.
 
     MODEL is a zoo name (see `dnac inspect --help`), a model.yaml or a design.yaml.  Writes
@@ -193,7 +197,7 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
         raise TargetError(target_name, "--target", f"unknown target {target_name!r} (known: {', '.join(known_targets())})")
     opts = BuildOptions(model=model, target=target_name, out=out, seed=seed, budget=budget, objective=objective,
                         force=force, steps=steps if steps is not None else DasConfig.steps, refine=refine,
-                        weights=weights, images=images)
+                        weights=weights, images=images, link_transfers=not no_link_transfers)
     path = run_build(opts)
     report = json.loads((path / "report.json").read_text())
     click.echo(f"{printable(report['model'])} on {report['target']}: {report['fps']:.4g} FPS, {report['throughput_gops']:.4g} GOP/s, "
@@ -205,9 +209,60 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
                    f"{d['images']} (make -C {path}/hls csim)")
 
 
+# ---------------------------------------------------------------------------- map
+@cli.command(name="map")
+@click.argument("model")
+@click.option("--arch", required=True,
+              help="A Timeloop v0.3-tree arch.yaml, or a shipped one: two_level, three_level, eyeriss_like, simba_like.")
+@click.option("--ert", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Accelergy energy reference table [default: ERT.yaml beside the arch].")
+@click.option("--art", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Accelergy area table, for report.json's area [default: ART.yaml beside the arch, if any].")
+@click.option("--components", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Accelergy compound components, copied into every layer folder [default: components/ beside the "
+                   "arch, if any].")
+@click.option("--constraints", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Timeloop constraints.yaml: bypass, fixed factors, innermost loops [default: a shipped arch's own].")
+@click.option("--objective", type=click.Choice(["edp", "energy", "latency"]), default="edp", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: hw_out/<model>-map-<arch>].")
+@click.option("--evaluations", type=click.IntRange(min=1, max=1_000_000), default=800, show_default=True,
+              metavar="INTEGER", help="Mappings priced per distinct layer shape, 1 .. 1,000,000.")
+@click.option("--seed", type=click.IntRange(min=0, max=2**32 - 1), default=0, show_default=True, metavar="INTEGER")
+@click.option("--clock-mhz", type=click.FloatRange(min=1e-3, max=1e5), default=1000.0, show_default=True,
+              metavar="FLOAT", help="Clock for report.json's fps and latency (Timeloop counts cycles only).")
+@click.option("--no-link-transfers", is_flag=True,
+              help="Price as timeloop-model with TIMELOOP_DISABLE_LINK_TRANSFERS=1 (default: its defaults).")
+@click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
+@click.pass_context
+def map_cmd(ctx: click.Context, model: str, arch: str, ert: Path | None, art: Path | None, components: Path | None,
+            constraints: Path | None, objective: str, out: Path | None, evaluations: int, seed: int,
+            clock_mhz: float, no_link_transfers: bool, force: bool) -> None:
+    """Map MODEL's layers onto an existing accelerator (a Timeloop architecture).
+
+    The hardware is frozen as the architecture states it; each layer's mapping (factors per level,
+    loop orders, spatial split, bypass) is searched against Timeloop v3.0.3's own counts.  Writes
+    report.json and timeloop/<NN>_<layer>/ (arch, ERT, problem, mapping, ...), so that timeloop-model
+    on each folder reproduces the layer's figures in report.json.  Distinct layer shapes are mapped
+    `dnac --threads N` at a time, in separate processes; the result does not depend on N.
+    """
+    from dnac.compiler.mapcmd import MapOptions, run_map
+
+    opts = MapOptions(model=model, arch=arch, ert=ert, art=art, components=components, constraints=constraints,
+                      objective=objective, out=out, evaluations=evaluations, seed=seed,
+                      link_transfers=not no_link_transfers, clock_mhz=clock_mhz, force=force,
+                      jobs=ctx.obj["threads"])
+    path = run_map(opts)
+    report = json.loads((path / "report.json").read_text())
+    s = report["search"]
+    click.echo(f"{printable(report['model'])} on {printable(report['target'])}: {report['energy_pj'] / 1e6:.4g} uJ, "
+               f"{report['cycles_per_frame']:.4g} cycles, EDP {report['edp']:.4g} J*cycles; {s['evaluations']:,} "
+               f"mappings priced in {s['seconds']:.2f} s; wrote {path}/")
+
+
 # ---------------------------------------------------------------------------- bench
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16", "search"]))
+@click.argument("name", type=click.Choice(["costmodel", "calibration", "das", "vgg16", "map", "search"]))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("hw_out/bench"), show_default=True,
               help="Folder for the JSON results.")
 @click.option("--seconds", type=click.FloatRange(min=0.01, max=3600), default=2.0, show_default=True, metavar="FLOAT",
@@ -224,7 +279,9 @@ def bench(ctx: click.Context, name: str, out: Path, seconds: float, models: str 
     costmodel: layer-design evaluations per second, idle and with a CPU-bound process of the
     bench's own beside it; das: DAS against random search and the ablation, DAS's seconds idle
     and loaded; vgg16: VGG16 16-bit GOP/s on the ZC706; calibration: the ZC706 model against
-    DNNBuilder's measured designs; search: co-search memory, penalty overhead and quality
+    DNNBuilder's measured designs; map: `dnac map` against its random mapper (10x the evaluations),
+    ZigZag's LOMA (with `pip install 'dnac[bench]'`) and, on small layers, the exhaustive optimum,
+    with a bar figure bench_map.svg; search: co-search memory, penalty overhead and quality
     (options of its own: `dnac bench search --help-search`, e.g. --only memory --config tiny).
     """
     from dnac.compiler import bench as benches

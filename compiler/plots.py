@@ -7,6 +7,7 @@ that the same inputs and seed give the same bytes (DESIGN.md) on one installatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,29 @@ def das_bench(rows: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("baseline objective / DAS objective")
         ax.set_title("DAS against random search (> 1: DAS better)")
         ax.legend(fontsize=8)
+        _save(fig, path)
+
+
+def map_bench(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """`dnac bench map` as bars: each other mapper's EDP over dnac's (1 = equal, > 1: dnac better;
+    the exhaustive optimum's bar is at most 1), one group per architecture and layer."""
+    series = [("random_x10", "dnac random mapper, 10x the evaluations", "tab:gray"),
+              ("loma", "ZigZag LOMA", "tab:orange"), ("optimum_ratio", "exhaustive optimum", "tab:green")]
+    vals = {key: [r.get(key) if isinstance(r.get(key), float) else float("nan") for r in rows] for key, _, _ in series}
+    shown = [s for s in series if any(not math.isnan(v) for v in vals[s[0]])]
+    labels = [f"{plain(str(r['layer']))}\n{plain(str(r['arch']))}" for r in rows]
+    width = 0.8 / max(1, len(shown))
+    with plt.rc_context(_RC):
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.75 * len(rows)), 3.6))
+        for k, (key, label, color) in enumerate(shown):
+            ax.bar([i - 0.4 + width * (k + 0.5) for i in range(len(rows))], vals[key], width, label=label, color=color)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(list(range(len(rows))), labels, fontsize=6, rotation=60, ha="right")
+        ax.set_ylabel("EDP / dnac map's EDP")
+        ax.set_title("dnac map against other mappers, every mapping priced by the same exact model (> 1: dnac better)",
+                     fontsize=8)
+        ax.legend(fontsize=7)
         _save(fig, path)
 
 

@@ -13,6 +13,7 @@ mapping's spatial factors), component class names, and the layer's unpadded shap
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from dnac.compiler.errors import DesignError
 from dnac.compiler.ir.validate import violations
 from dnac.compiler.targets import load_target
 from dnac.compiler.timeloop import evaluate, lower, read_case
+from dnac.compiler.timeloop.lower import tl_dims
 from dnac.compiler.timeloop.parse import parse_arch
 from dnac.compiler.timeloop.to_ir import import_case
 from dnac.compiler.vocab import Dim
@@ -137,10 +139,14 @@ def test_import_gives_back_the_design(exported: dict, case: tuple[str, int]) -> 
         node, chunk = g.node(layer), g.chunk_of(layer)
         bnode = back.node(back.name)
         bchunk = back.chunks[0]
-        assert bnode.mapping == node.mapping, layer
+        orig = lower(g, layer, ASIC)
+        fan = next((m for m in orig.mappings if m.spatial), None)
+        to_dim = {v: k for k, v in tl_dims(node.layer.is_depthwise).items()}
+        mesh = None if fan is None else tuple(tuple(to_dim[d] for d in dims if fan.s(d) > 1)
+                                              for dims in fan.spatial_xy())
+        assert bnode.mapping == replace(node.mapping, mesh=mesh), layer  # the split Timeloop was given
         assert bchunk.pe_array == chunk.pe_array and bchunk.fanout == chunk.fanout
         assert bchunk.loop_order == chunk.loop_order
-        orig = lower(g, layer, ASIC)
         again = lower(back, back.name, ASIC)
         for a, b, lvl in zip(orig.storage, again.storage, chunk.hierarchy):
             blvl = bchunk.hierarchy[[x.name for x in bchunk.hierarchy].index(lvl.name)]

@@ -1,4 +1,4 @@
-"""dnac's Timeloop model against the real Timeloop v3.0.3 (40 golden cases) and hand counts."""
+"""dnac's Timeloop model against the real Timeloop v3.0.3 (40 + 8 golden cases) and hand counts."""
 
 from __future__ import annotations
 
@@ -22,15 +22,17 @@ from dnac.compiler.timeloop import (
 
 GOLDEN = Path(__file__).parent / "data" / "timeloop-golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
+GOLDEN2 = Path(__file__).parent / "data" / "timeloop-golden-2"
+CASES2 = sorted(p.name for p in GOLDEN2.iterdir() if p.is_dir())
 FIELDS = ("reads", "fills", "updates", "utilized_capacity", "utilized_instances", "partition_size")
 
 
-def expected(case: str) -> dict:
-    """result.json, with the no-link-transfer re-run's numbers where Timeloop used link transfers
-    (the model reproduces TIMELOOP_DISABLE_LINK_TRANSFERS=1; see model.py)."""
+def expected(case: str, link_transfers: bool = True) -> dict:
+    """result.json (Timeloop's defaults), or with `link_transfers=False` the numbers of its re-run
+    with TIMELOOP_DISABLE_LINK_TRANSFERS=1 where Timeloop used link transfers."""
     res = json.loads((GOLDEN / case / "result.json").read_text())
     var = res.get("no_link_transfers_variant", {})
-    if not res.get("link_transfers_used") or var.get("identical"):
+    if link_transfers or not res.get("link_transfers_used") or var.get("identical"):
         return res
     out = copy.deepcopy(res)
     for key in ("cycles", "utilization", "energy_pJ_full_precision"):
@@ -46,12 +48,14 @@ def expected(case: str) -> dict:
 
 def test_all_cases_present() -> None:
     assert len(CASES) == 40
+    assert len(CASES2) == 8
 
 
+@pytest.mark.parametrize("link_transfers", [True, False], ids=["default", "no-link-transfers"])
 @pytest.mark.parametrize("case", CASES)
-def test_golden_case(case: str) -> None:
-    exp = expected(case)
-    got = evaluate(read_case(GOLDEN / case))
+def test_golden_case(case: str, link_transfers: bool) -> None:
+    exp = expected(case, link_transfers)
+    got = evaluate(read_case(GOLDEN / case), link_transfers=link_transfers)
     assert got.computes == exp["computes"]
     assert got.compute_cycles == exp["compute_cycles"]
     assert got.cycles == exp["cycles"]
@@ -70,6 +74,41 @@ def test_golden_case(case: str) -> None:
             assert ts.kept == et["kept"], (lv.name, t)
             for f in FIELDS:
                 assert getattr(ts, f) == et[f], (lv.name, t, f)
+
+
+def test_link_transfers_of_golden_case_p000() -> None:
+    """The one case of the first set where Timeloop took words from mesh neighbours."""
+    res = json.loads((GOLDEN / CASES[0] / "result.json").read_text())
+    got = evaluate(read_case(GOLDEN / CASES[0]))
+    for net in res["networks"]:
+        parent = net["name"].split(" <==> ")[0]
+        for t, ds in net["dataspaces"].items():
+            assert got.level(parent).tensors[t].link_transfers == ds["link_transfers"], (net["name"], t)
+    assert any(ds["link_transfers"] for net in res["networks"] for ds in net["dataspaces"].values())
+
+
+@pytest.mark.parametrize("case", CASES2)
+def test_golden2_case(case: str) -> None:
+    """Layers as `dnac build --target asic` emits them, where link transfers and two kinds of input
+    refill used to differ: every count, cycles and energy, with and without link transfers."""
+    res = json.loads((GOLDEN2 / case / "result.json").read_text())
+    nest = read_case(GOLDEN2 / case)
+    got = evaluate(nest)
+    assert got.cycles == res["cycles"]
+    assert got.energy_pJ == pytest.approx(res["energy_pJ"], rel=1e-9)
+    for lname, tensors in res["levels"].items():
+        lv = got.level(lname)
+        for t, want in tensors.items():
+            ts = lv.tensors[t]
+            assert (ts.reads, ts.fills, ts.updates) == (want["reads"], want["fills"], want["updates"]), (lname, t)
+    links = {f"{lv.name} <==> {nxt}": {t: ts.link_transfers for t, ts in lv.tensors.items() if ts.link_transfers}
+             for lv, nxt in zip(got.levels, [s.name for s in nest.storage[1:]] + [nest.compute.name])}
+    want_links = {net: {t: v["link_transfers"] for t, v in ts.items() if v["link_transfers"]}
+                  for net, ts in res["link_transfers"].items()}
+    assert {k: v for k, v in links.items() if v} == want_links
+    off = evaluate(nest, link_transfers=False)
+    assert off.cycles == res["timeloop_without_link_transfers"]["cycles"]
+    assert off.energy_pJ == pytest.approx(res["timeloop_without_link_transfers"]["energy_pJ"], rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- hand-counted nests

@@ -39,6 +39,7 @@ from dnac.compiler.ir.chunk import Chunk, StorageLevel
 from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.naming import safe_path_segment
 from dnac.compiler.targets import AsicTarget, Target
+from dnac.compiler.timeloop.emit import mapping_directives
 from dnac.compiler.timeloop.lower import lower, tl_dims, word_bits
 from dnac.compiler.timeloop.nest import TL_TENSORS, Nest, ShapeKind, Storage
 from dnac.compiler.vocab import DIMS, MemLevel
@@ -107,25 +108,6 @@ def _area(level: StorageLevel, s: Storage, target: AsicTarget) -> float:
     return 0.0
 
 
-def _factors(dims: tuple[str, ...], f: dict[str, int]) -> str:
-    return " ".join(f"{d}={f.get(d, 1)}" for d in dims)
-
-
-def _directives(nest: Nest) -> list[dict[str, Any]]:
-    dims = nest.problem.dims
-    out: list[dict[str, Any]] = []
-    for s, m in zip(nest.storage, nest.mappings):
-        out.append({"type": "temporal", "target": s.name, "factors": _factors(dims, m.temporal),
-                    "permutation": "".join(reversed(m.temporal_perm))})
-        if m.spatial:
-            out.append({"type": "spatial", "target": s.name, "factors": _factors(dims, m.spatial),
-                        "permutation": "".join(reversed(m.spatial_perm)), "split": m.spatial_split})
-    for s, m in zip(nest.storage, nest.mappings):
-        out.append({"type": "bypass", "target": s.name, "keep": [t for t in TL_TENSORS if t in m.keep],
-                    "bypass": [t for t in TL_TENSORS if t not in m.keep]})
-    return out
-
-
 def _constraints(chunk: Chunk, nest: Nest, depthwise: bool) -> list[dict[str, Any]]:
     names = tl_dims(depthwise)
     dims = nest.problem.dims
@@ -189,7 +171,7 @@ def layer_context(design: DesignGraph, node: LayerNode, target: AsicTarget) -> d
         "pe_name": pe_name, "depthwise": prob.kind is ShapeKind.DEPTHWISE, "shape_name": prob.kind.shape_name,
         "dims": list(prob.dims), "instance": instance,
         "bounds": {names[d]: v for d, v in layer.bounds.items() if d in DIMS},
-        "directives": _directives(nest), "constraints": _constraints(chunk, nest, layer.is_depthwise),
+        "directives": mapping_directives(nest), "constraints": _constraints(chunk, nest, layer.is_depthwise),
         "tables": ert, "areas": art, "source": f"{target.name} ({target.technology})",
     }
 

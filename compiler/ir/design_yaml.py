@@ -41,6 +41,8 @@ def _mapping_dict(m: Mapping) -> dict[str, Any]:
         out[level] = {"order": _order(loops.order), "sizes": _dims(loops.sizes)}
         if level == m.fanout:
             out["spatial"] = _dims(m.spatial)
+            if m.mesh is not None:
+                out["spatial_mesh"] = {"x": _order(m.mesh[0]), "y": _order(m.mesh[1])}
     return out
 
 
@@ -158,6 +160,7 @@ def _parse_mapping(f: Fields) -> Mapping:
     temporal: dict[str, LevelLoops] = {}
     fanout = None
     spatial: dict[Dim, int] = {}
+    mesh = None
     for key in f.data:
         if key == "spatial":
             if not temporal:
@@ -165,12 +168,33 @@ def _parse_mapping(f: Fields) -> Mapping:
             fanout = list(temporal)[-1]
             spatial = _parse_dims(f, "spatial")
             continue
+        if key == "spatial_mesh":
+            mf = f.map_(key)
+            mf.only({"x", "y"})
+            mesh = (_parse_dim_list(mf, "x"), _parse_dim_list(mf, "y"))
+            want = sorted(d for d, v in spatial.items() if v > 1)
+            if sorted(mesh[0] + mesh[1]) != want:
+                f.fail(key, f"x and y must list the spatial dims with factors > 1 ({''.join(want) or 'none'}) once each")
+            continue
         lf = f.map_(str(key))
         lf.only({"order", "sizes"})
         temporal[str(key)] = LevelLoops(_parse_order(lf, "order"), _parse_dims(lf, "sizes"))
     if not temporal:
         f.fail("", "a mapping needs the loops of at least one level")
-    return Mapping(temporal, spatial, fanout if fanout is not None else list(temporal)[-1])
+    return Mapping(temporal, spatial, fanout if fanout is not None else list(temporal)[-1], mesh)
+
+
+def _parse_dim_list(f: Fields, key: str) -> tuple[Dim, ...]:
+    s = f.raw(key, "")
+    if not isinstance(s, str):
+        f.fail(key, f"must be a string of dim letters, got {type(s).__name__}")
+    try:
+        dims = tuple(Dim(ch) for ch in s)
+    except ValueError:
+        f.fail(key, f"{s!r} must be letters of {''.join(DIMS)}")
+    if len(set(dims)) != len(dims):
+        f.fail(key, f"{s!r} names a dim twice")
+    return dims
 
 
 def _parse_buf(f: Fields, key: str) -> BufferAlloc:

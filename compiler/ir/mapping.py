@@ -51,6 +51,10 @@ class Mapping:
     temporal: dict[str, LevelLoops]  # outermost level first
     spatial: dict[Dim, int] = field(default_factory=dict)  # missing = 1
     fanout: str = CANONICAL_FANOUT  # the level right above the spatial loops
+    # (X dims, Y dims) of the spatial loops, each outermost first, as Timeloop nests them; None =
+    # the Timeloop lowering's own split.  Counts depend on it only through link transfers (which
+    # PEs are mesh neighbours), so imported Timeloop mappings keep theirs.
+    mesh: tuple[tuple[Dim, ...], tuple[Dim, ...]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "temporal", {str(k): v.normalized() for k, v in self.temporal.items()})

@@ -118,6 +118,9 @@ class AsicTarget:
     regfile_law: RegfileLaw | None = None  # None when `estimate` supplies Aladdin classes
     estimate: Estimate | None = None
     area_mm2: float | None = None  # optional area budget; None = unconstrained
+    # Report energy as `timeloop-model` run with its defaults (link transfers between neighbouring
+    # PEs on); False reproduces TIMELOOP_DISABLE_LINK_TRANSFERS=1 (`--no-link-transfers`).
+    link_transfers: bool = True
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     file: str = field(default="<python>", compare=False)
 

@@ -74,87 +74,51 @@ def _geometry(ext: torch.Tensor, co: torch.Tensor, ch_is_k: torch.Tensor) -> tup
     return words, torch.stack((win_w, win_h), -1)
 
 
-def _walk(rel: torch.Tensor, coef: torch.Tensor, win: torch.Tensor, full: torch.Tensor, dim: torch.Tensor,
-          n: torch.Tensor, stride: torch.Tensor, special: torch.Tensor) -> torch.Tensor:
+def _walk(dim: torch.Tensor, n: torch.Tensor, stride: torch.Tensor, win: torch.Tensor, full: torch.Tensor,
+          co: torch.Tensor, depthwise: torch.Tensor) -> torch.Tensor:
     """`tiles.walk_fills` for every design, walk and tensor -> fills [B,W,3].
 
-    rel [B,3,7]: dims that move the weights, the inputs' single-dim ranks (N, channel), the
-    outputs; coef [B,2,7]: the inputs' window-rank coefficients; win [B,W,2] window extents and
-    full [B,W,3] words of the tile of each walk; dim/n/stride/special [B,W,L] per loop position
-    (innermost first; n = 1 positions are no-ops).
+    dim/n/stride [B,W,L] per loop position, innermost first, the loops with n > 1 first (n = 1
+    positions are no-ops); win [B,W,2] the inputs' window extents and full [B,W,3] the words of
+    each walk's tile; co [B,4] (dilation, stride) of the P/R then the Q/S axis.
 
-    A rank indexed by one dim never slides: every stride above a tile is a multiple of the tile's
-    extent along that dim, so the tile either stays or jumps clear.  Such a rank moves at a step
-    of loop j iff loop j or a real loop inside it runs on its dim.  Weights and outputs (all
-    ranks single-dim) therefore need no direction state: each step costs the whole tile or
-    nothing, and the walk sums to `sum_j (w1 d1 + w2 d2)_j x prod_{i>j} n_i`.  Only the inputs'
-    two window ranks can slide and need the state DP (states: none, +W, -W, +H, -H)."""
+    The closed form of `tiles.walk_steps`: the move of loop j (j steps 0 -> 1, the loops inside
+    it return 1 -> 0) happens `(n_j - 1) prod_{i>j} n_i` times; the innermost loop's move M0
+    costs its AAHR difference, any other costs the same when it equals M0 as a vector and the
+    whole tile otherwise.  A rank indexed by one dim never slides (every stride above a tile is
+    a multiple of the tile's extent along that dim), so only the inputs' two window ranks can
+    cost a slab."""
     bsz, nw, npos = dim.shape
-    real2, real3 = n >= 2, n >= 3
-    w1 = torch.where(real3, torch.where(special, n - 1, n - 2), real2.to(n.dtype)).long()
-    w2 = (real3 & ~special).long()
-    flat = dim.reshape(bsz, 1, nw * npos)
-    hit = rel.gather(2, flat.expand(-1, 3, -1)).view(bsz, 3, nw, npos).permute(0, 2, 3, 1)  # [B,W,L,3]
-    hit_real = hit & real2.unsqueeze(-1)
-    moved = hit | (torch.cumsum(hit_real, dim=2) > hit_real)
-
-    # Weights and outputs.
-    after = torch.cumprod(n.long().flip(2), dim=2).flip(2)  # prod_{i>=j} n_i
+    real = n >= 2
+    step = torch.where(real, stride, 0).long()
+    one = torch.zeros(bsz, nw, npos, 7, dtype=torch.int64, device=dim.device)
+    one.scatter_(-1, dim.long().unsqueeze(-1), step.unsqueeze(-1))
+    disp = 2 * one - torch.cumsum(one, 2)  # +s_j on dim_j, -s_i on dim_i for every i < j
+    e = disp.unbind(-1)
+    c = co[:, None, None, :].long()
+    dw = depthwise[:, None, None]
+    w_vec = torch.stack((e[K_], e[C_], e[R_], e[S_]), -1)
+    o_vec = torch.stack((e[N_], e[K_], e[P_], e[Q_]), -1)
+    sw = c[..., 0] * e[R_] + c[..., 1] * e[P_]
+    sh = c[..., 2] * e[S_] + c[..., 3] * e[Q_]
+    i_vec = torch.stack((e[N_], torch.where(dw, e[K_], e[C_]), sw, sh), -1)
+    vecs = torch.stack((w_vec, i_vec, o_vec), 3)  # [B,W,L,3,4]
+    same = (vecs == vecs[:, :, :1]).all(-1)  # [B,W,L,3]
+    moved0 = vecs[:, :, 0] != 0  # [B,W,3,4]
+    c0 = torch.where(moved0.any(-1), full, 0)
+    # The inputs' innermost move slides one window rank by less than the window: a slab.
+    sw0, sh0 = sw[:, :, 0].abs(), sh[:, :, 0].abs()
+    only_w = moved0[:, :, 1, 2] & ~moved0[:, :, 1, [0, 1, 3]].any(-1) & (sw0 < win[..., 0])
+    only_h = moved0[:, :, 1, 3] & ~moved0[:, :, 1, [0, 1, 2]].any(-1) & (sh0 < win[..., 1])
+    f_i = full[..., 1]
+    c0_i = torch.where(only_w, sw0 * (f_i // win[..., 0]), torch.where(only_h, sh0 * (f_i // win[..., 1]), c0[..., 1]))
+    c0 = torch.stack((c0[..., 0], c0_i, c0[..., 2]), -1)
+    nl = n.long()
+    after = torch.cumprod(nl.flip(2), dim=2).flip(2)
     after = torch.cat((after[:, :, 1:], torch.ones_like(after[:, :, :1])), 2)
-    beta = (w1 + w2).unsqueeze(-1) * moved[..., 0::2] * full[:, :, None, 0::2]  # [B,W,L,2]
-    cost_wo = (beta * after.unsqueeze(-1)).sum(2)
-
-    # Inputs: shifts of the two window ranks at both moves of every position.
-    step = coef.gather(2, flat.expand(-1, 2, -1)).view(bsz, 2, nw, npos).permute(0, 2, 3, 1)
-    step = step * stride.unsqueeze(-1)
-    back = step * (n - 1).unsqueeze(-1)
-    reset = torch.cumsum(back, dim=2, dtype=step.dtype) - back
-    shift = torch.stack((step, step * (n - 2).clamp(min=0).unsqueeze(-1)), 3) - reset.unsqueeze(3)  # [B,W,L,2,2]
-    re = win[:, :, None, None, :]
-    f_i = full[:, :, None, None, 1]
-    nz = shift != 0
-    absd = shift.abs()
-    jump = moved[..., 1, None, None]
-    slide = nz & ~nz.flip(-1) & (absd < re) & ~jump  # [B,W,L,2,2]
-    still = ~(jump.squeeze(-1) | nz.any(-1))
-    tgt = (slide * (torch.tensor([1, 3], dtype=shift.dtype, device=dim.device) + (shift < 0))).sum(-1)
-    d_slide = (slide * absd * (full[:, :, 1:2] // win)[:, :, None, None, :]).sum(-1)
-    d_bad = torch.where(still, 0, f_i)
-    d_ok = torch.where(slide.any(-1), d_slide, d_bad)
-    tgt = tgt.long()
-    tcls = (tgt != 0) & (tgt != tgt[:, :, :1, :1])  # entering in a move's direction: class 1?
-    # Per position and move, [L,2,B,W,1] (positions outermost, contiguous per step of the DP
-    # below), to broadcast over the two entry classes; w x d precomputed.
-    def steps(x: torch.Tensor) -> torch.Tensor:
-        return x.permute(2, 3, 0, 1).unsqueeze(-1).contiguous()
-
-    w = torch.stack((w1, w2), 3)
-    tgt, tcls = steps(tgt), steps(tcls.long())
-    wd_ok, wd_bad, w = steps(w * d_ok), steps(w * d_bad), steps(w)
-    skips = steps(torch.stack((~real2, ~real3), 3))
-    # The walk DP of tiles.walk_fills over the 5 direction states collapses to 2 entry classes:
-    # positions are compacted, so every walk over loops < j (j >= 1) starts with move 1 of the
-    # innermost real loop; entered in state 0 or in that move's own direction X it behaves as
-    # from state 0 (class 0), entered in any other direction it reloads there (class 1, held as
-    # the never-matching state 5).  Position 0's inner walk is empty.
-    state = torch.zeros(bsz, nw, 2, dtype=torch.int64, device=dim.device)
-    state[..., 1] = 5
-    cost = torch.zeros_like(state)
-    for m in range(2):
-        t = tgt[0, m]
-        ok = (state == 0) | (state == t)
-        cost = cost + torch.where(ok, wd_ok[0, m], wd_bad[0, m])
-        state = torch.where(skips[0, m], state, ok * t)
-    for j in range(1, npos):
-        c1, s1 = cost, state
-        for m in range(2):
-            t = tgt[j, m]
-            ok = (s1 == 0) | (s1 == t)
-            cls = ok * tcls[j, m]
-            c1 = c1 + torch.where(ok, wd_ok[j, m], wd_bad[j, m]) + w[j, m] * cost.gather(-1, cls)
-            s1 = torch.where(skips[j, m], s1, state.gather(-1, cls))
-        cost, state = c1, s1
-    return full + torch.stack((cost_wo[..., 0], cost[..., 0], cost_wo[..., 1]), -1)
+    weight = ((nl - 1) * after).unsqueeze(-1)  # [B,W,L,1]
+    cost = torch.where(same, c0.unsqueeze(2), full.unsqueeze(2))
+    return full + (weight * cost).sum(2)
 
 
 def _window_hist(n1: torch.Tensor, n2: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -182,30 +146,15 @@ def _window_hist(n1: torch.Tensor, n2: torch.Tensor, a: torch.Tensor, b: torch.T
     return h
 
 
-def _first_real(n: torch.Tensor) -> torch.Tensor:
-    """The innermost loop with n > 1 (positions innermost first)."""
-    real = n > 1
-    return real & (torch.cumsum(real, -1) == 1)
-
-
-def _run_walks(dims: torch.Tensor, n: torch.Tensor, st: torch.Tensor, special: torch.Tensor, win: torch.Tensor,
-               full: torch.Tensor, co: torch.Tensor, depthwise: torch.Tensor) -> torch.Tensor:
+def _run_walks(dims: torch.Tensor, n: torch.Tensor, st: torch.Tensor, win: torch.Tensor, full: torch.Tensor,
+               co: torch.Tensor, depthwise: torch.Tensor) -> torch.Tensor:
     """Fills [B, W, 3] of W walks given per loop position (innermost first) [B, W, L]."""
-    bsz, dev = dims.shape[0], dims.device
     # Unit loops change nothing anywhere: move them outermost and drop the positions no design uses.
     order = torch.argsort((n < 2).to(torch.int8), dim=-1, stable=True)
     used = max(int((n > 1).sum(-1).max().item()), 1)
     order = order[..., :used]
-    dims, n, st, special = (x.gather(-1, order) for x in (dims, n, st, special))
-    rel = torch.zeros(bsz, 3, 7, dtype=torch.bool, device=dev)
-    rel[:, 0, [K_, C_, R_, S_]] = True
-    rel[:, 1, N_] = True
-    rel[:, 1, K_] = depthwise
-    rel[:, 1, C_] = ~depthwise
-    rel[:, 2, [N_, K_, P_, Q_]] = True
-    coef = torch.zeros(bsz, 2, 7, dtype=torch.int32, device=dev)
-    coef[:, 0, R_], coef[:, 0, P_], coef[:, 1, S_], coef[:, 1, Q_] = co.int().unbind(1)
-    return _walk(rel, coef, win.int(), full, dims, n.int(), st.int(), special)
+    dims, n, st = (x.gather(-1, order) for x in (dims, n, st))
+    return _walk(dims, n, st, win.long(), full, co, depthwise)
 
 
 def _gb_walk(dram_dims: torch.Tensor, dram_n: torch.Tensor, ext_gb: torch.Tensor, win: torch.Tensor,
@@ -213,7 +162,7 @@ def _gb_walk(dram_dims: torch.Tensor, dram_n: torch.Tensor, ext_gb: torch.Tensor
     """The GB's fills [B, 3] (= DRAM's reads): its tile (index 1 of `win`/`words`) walked over
     the DRAM loops (dims innermost first)."""
     return _run_walks(dram_dims[:, None], dram_n[:, None], ext_gb.gather(1, dram_dims)[:, None],
-                      _first_real(dram_n)[:, None], win[:, 1:2], words[:, 1:2], co, depthwise)[:, 0]
+                      win[:, 1:2], words[:, 1:2], co, depthwise)[:, 0]
 
 
 def _bc(x: torch.Tensor | float | tuple | None, shape: tuple[int, ...], default: float,
@@ -295,25 +244,17 @@ def evaluate_batch(factors: torch.Tensor, perms: torch.Tensor, bounds: torch.Ten
     n_rf = torch.cat((gb_n, dram_n), 1)[:, None]
     a_rf = _run_walks(torch.cat((gb_dims, dram_dims), 1)[:, None], n_rf,
                       torch.cat((ext_sp.gather(1, gb_dims), ext_gb.gather(1, dram_dims)), 1)[:, None],
-                      torch.cat((_first_real(gb_n) & (fan == 1).unsqueeze(1), torch.zeros_like(dram_n, dtype=torch.bool)),
-                                1)[:, None], win[:, 2:3], tile[:, 2:3], co, depthwise)[:, 0]
+                      win[:, 2:3], tile[:, 2:3], co, depthwise)[:, 0]
     a_gb = _gb_walk(dram_dims, dram_n, ext_gb, win, tile, co, depthwise)
 
     # Multicast groups at the GB fan-out and the RF's share of the GB's reads.
     ch = torch.where(depthwise, sp[:, K_], sp[:, C_])
     hw = _window_hist(sp[:, R_], sp[:, P_], rf[:, R_] * dilations[:, 0], rf[:, P_] * strides[:, 0])
     hh = _window_hist(sp[:, S_], sp[:, Q_], rf[:, S_] * dilations[:, 1], rf[:, Q_] * strides[:, 1])
-    mw, mh = hw.shape[1], hh.shape[1]
-    mult = (torch.arange(1, mw + 1, device=dev)[:, None] * torch.arange(1, mh + 1, device=dev)[None, :]).flatten()
-    per_m = torch.zeros(bsz, mw * mh + 1, dtype=torch.int64, device=dev)
-    per_m.scatter_add_(1, mult.expand(bsz, -1), (hw[:, :, None] * hh[:, None, :]).flatten(1))
-    windows = sp[:, R_] * sp[:, P_] * sp[:, S_] * sp[:, Q_]
-    ms = torch.arange(mw * mh + 1, device=dev)
-    share_i = (a_rf[:, 1:2] * per_m * ms // windows[:, None]).sum(-1)
     groups = torch.stack((sp[:, K_] * sp[:, C_] * sp[:, R_] * sp[:, S_],
                           sp[:, N_] * ch * hw.sum(-1) * hh.sum(-1),
                           sp[:, N_] * sp[:, K_] * sp[:, P_] * sp[:, Q_]), 1)
-    share_rf = torch.stack((a_rf[:, 0], share_i, a_rf[:, 2]), 1)
+    share_rf = a_rf  # sum of accesses x multicast / fan-out = each PE's own fills
 
     # Counts per level (all levels keep all tensors: no bypass masking).
     cycles = (dram * gb * rf).prod(-1)

@@ -23,11 +23,13 @@ printed.  So every choice here follows one of those two, never a third opinion:
   register file of its words, one word per access; the target's DRAM bandwidth (shared, in
   words per cycle) on the DRAM level.  The MAC costs `chunk.attrs["mac_pJ"]` when given, else
   the target's MAC of the datapath width (the wider of the chunk's weight and activation bits).
-* **Spatial split.**  Which spatial dims run along mesh X changes no count (link transfers are
-  not modelled), only whether Timeloop accepts the fan-out.  All dims go to X when their product
-  fits the columns; otherwise the first subset (fewest dims, then dnac's dim order) whose product
-  fits the rows goes to Y and the rest to X.  dnac's canonical chunks always have one (the first
-  NoC dim's unroll is the row count), and so do imported ones (their own split fits).
+* **Spatial split.**  Which spatial dims run along mesh X, and in which order, decides which PEs
+  are mesh neighbours, so it changes link transfers (and whether Timeloop accepts the fan-out),
+  nothing else.  A mapping that states its `mesh` (imported Timeloop mappings, `dnac map`) keeps
+  it.  Otherwise all dims go to X when their product fits the columns; else the first subset
+  (fewest dims, then dnac's dim order) whose product fits the rows goes to Y and the rest to X,
+  each in dnac's dim order.  dnac's canonical chunks always have one (the first NoC dim's unroll
+  is the row count).
 """
 
 from __future__ import annotations
@@ -193,7 +195,11 @@ def lower(design: DesignGraph, layer: str, target: AsicTarget) -> Nest:
                           f"{chunk.id}'s hierarchy {list(chunk.level_names)} (fan-out {chunk.fanout!r})")
     bits = word_bits(chunk)
     rows, cols = chunk.pe_array
-    xy = split_spatial(m.spatial, cols, rows)
+    xy = m.mesh if m.mesh is not None else split_spatial(m.spatial, cols, rows)
+    if xy is not None and m.mesh is not None and (math.prod(m.spatial_factor(d) for d in xy[0]) > cols
+                                                  or math.prod(m.spatial_factor(d) for d in xy[1]) > rows):
+        raise DesignError(where, "mapping.spatial_mesh", f"X {''.join(xy[0])} / Y {''.join(xy[1])} do not fit chunk "
+                          f"{chunk.id}'s {rows}x{cols} PE array")
     if xy is None:
         raise DesignError(where, "mapping.spatial", f"factors {dict(m.spatial)} fit no split over chunk {chunk.id}'s "
                           f"{rows}x{cols} PE array")

@@ -34,8 +34,11 @@ of the bypass rescaling.
 from __future__ import annotations
 
 import math
+from collections import Counter
+from fractions import Fraction
 
 from dnac.compiler.errors import DesignError
+from dnac.compiler.timeloop.links import fanout_of
 from dnac.compiler.timeloop.nest import (
     RW_TENSOR,
     TL_TENSORS,
@@ -44,24 +47,26 @@ from dnac.compiler.timeloop.nest import (
     NestStats,
     TensorStats,
 )
-from dnac.compiler.timeloop.tiles import Loop, Ranks, box_size, group_histogram, walk_fills
+from dnac.compiler.timeloop.tiles import Loop, Ranks, Step, box_size, walk_steps
 
 
 def build_loops(nest: Nest) -> list[Loop]:
     """The global loop nest, innermost first, as Timeloop builds it: per level (innermost level
     first) its spatial loops, then its temporal loops, each in permutation order; unit loops are
-    dropped (they change no tile)."""
+    dropped (they change no tile).  Spatial loops remember their mesh axis (X dims are the
+    innermost of a spatial permutation)."""
     dims = nest.problem.dims
     idx = {d: i for i, d in enumerate(dims)}
     scale = [1] * len(dims)
     loops: list[Loop] = []
     for lvl in range(len(nest.storage) - 1, -1, -1):
         m = nest.mappings[lvl]
+        xs = set(m.spatial_xy()[0])
         for spatial, perm, fac in ((True, m.spatial_perm, m.spatial), (False, m.temporal_perm, m.temporal)):
             for d in reversed(perm):
                 f = fac.get(d, 1)
                 if f > 1:
-                    loops.append(Loop(idx[d], f, scale[idx[d]], spatial, lvl))
+                    loops.append(Loop(idx[d], f, scale[idx[d]], spatial, lvl, spatial and d in xs))
                     scale[idx[d]] *= f
     return loops
 
@@ -105,9 +110,34 @@ def _check_capacity(nest: Nest, sizes: dict[str, list[int]]) -> None:
                               f"mapped tile size {total} ({parts}) exceeds buffer capacity {cap}")
 
 
+def _mesh_fanout(nest: Nest, lvl: int) -> tuple[int, int]:
+    """Physical fan-out (X, Y) from storage level `lvl` to the next inner level (or the MACs)."""
+    s = nest.storage[lvl]
+    inner = nest.storage[lvl + 1] if lvl + 1 < len(nest.storage) else nest.compute
+    return inner.mesh_x // s.mesh_x, inner.mesh_y // s.mesh_y
+
+
+def _point_steps(outer: list[Loop], ranks: Ranks, ndims: int) -> list[Step]:
+    """The MACs' view of the walk: each MAC's delta is its one operand, never differenced, so
+    every simulated step delivers one word of the same shape (`FillSpatialDeltas`, level 0)."""
+    steps = walk_steps(tuple(1 for _ in range(ndims)), outer, ranks)
+    return [Step(st.weight, 1, st.move, i > 0) for i, st in enumerate(steps)]
+
+
+def _extents(nest: Nest) -> list[tuple[int, ...]]:
+    """Per level (and one past the innermost): the op-space extent of its tile, per dim."""
+    dims = nest.problem.dims
+    out = [tuple(1 for _ in dims)]
+    for m in reversed(nest.mappings):
+        out.append(tuple(e * m.t(d) * m.s(d) for e, d in zip(out[-1], dims)))
+    return out[::-1]
+
+
 def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cycles: int,
-                   sizes: list[int]) -> list[tuple[int, int, int, int, int, int]]:
-    """(size, partition, utilized instances, reads, fills, updates) per level, outermost first."""
+                   sizes: list[int], link: bool, exts: list[tuple[int, ...]],
+                   ) -> list[tuple[int, int, int, int, int, int, int]]:
+    """(size, partition, utilized instances, reads, fills, updates, link transfers) per level,
+    outermost first; a level's link transfers are those among its children."""
     n = len(nest.storage)
     dims = nest.problem.dims
     maps = nest.mappings
@@ -115,20 +145,28 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
     fanout = [math.prod(lp.bound for lp in sp) for sp in sp_loops]
     rep = [math.prod(fanout[:lvl]) for lvl in range(n)]
 
-    # 1. Accesses each level serves, per multicast factor (AccessStatMatrix, per instance).
+    # 1. Accesses each level serves, per multicast factor (AccessStatMatrix, per instance), and
+    #    the link transfers among its children.
     stats: list[dict[int, int]] = []
+    links = [0] * n
     for lvl in range(n):
-        hist = group_histogram(sp_loops[lvl], ranks)
+        fan = fanout_of(tuple(sp_loops[lvl]), ranks, *_mesh_fanout(nest, lvl))
+        outer = [lp for lp in loops if not lp.spatial and lp.level <= lvl]
         if lvl == n - 1:  # served to the MACs: one access per MAC per cycle
-            served = cycles
+            steps = _point_steps(outer, ranks, len(dims)) if sp_loops[lvl] else [Step(cycles, 1, (), False)]
         else:
-            child = lvl + 1
-            ext = tuple(math.prod(m.t(d) * m.s(d) for m in maps[child:]) for d in dims)
-            outer = [lp for lp in loops if not lp.spatial and lp.level < child]
-            above = next((lp for lp in loops if lp.level < child), None)
-            first_is_parent = above is not None and not above.spatial and above.level == lvl
-            served = walk_fills(ext, outer, ranks, first_is_parent)
-        stats.append({m: served * g for m, g in hist.items()})
+            steps = walk_steps(exts[lvl + 1], outer, ranks)
+        acc: Counter[int] = Counter()
+        for st in steps:
+            served = st.weight * st.words
+            if link and st.linked and served and fanout[lvl] > 1:
+                matched, rest = fan.link(st.move)
+                if matched and sum(rest.values()) < fan.groups:
+                    acc.update({m: served * g for m, g in rest.items()})
+                    links[lvl] += matched * served
+                    continue
+            acc.update({m: served * g for m, g in fan.hist.items()})
+        stats.append(dict(acc))
     content = [sum(s.values()) for s in stats]
 
     # 2. Partition sizes (outermost tile, scaled at each fan-out; integer division).
@@ -137,16 +175,16 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
     part[0] = size[0]
     for lvl in range(1, n):
         if sp_loops[lvl - 1]:
-            sp_ext = tuple(math.prod(m.t(d) * m.s(d) for m in maps[lvl:]) * maps[lvl - 1].s(d) for d in dims)
-            denom = box_size(sp_ext, ranks)
+            denom = box_size(tuple(e * maps[lvl - 1].s(d) for e, d in zip(exts[lvl], dims)), ranks)
         else:
             denom = size[lvl]
         part[lvl] = part[lvl - 1] * size[lvl] // denom
 
-    # 3. Share of the parent's accesses, computed before bypass masking.
-    share = [0] * n
+    # 3. Share of the parent's accesses, computed before bypass masking (Timeloop: a double sum of
+    #    accesses x multicast / fan-out, truncated when stored as a count).
+    share: list[Fraction] = [Fraction(0)] * n
     for lvl in range(1, n):
-        share[lvl] = sum(acc * m // fanout[lvl - 1] for m, acc in stats[lvl - 1].items())
+        share[lvl] = Fraction(sum(acc * m for m, acc in stats[lvl - 1].items()), fanout[lvl - 1])
 
     # 4. Bypass masking, innermost level first (tiling.cpp MaskTiles).
     keep = [tensor in m.keep for m in maps]
@@ -155,36 +193,57 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
             continue
         outer_lvl = next((o for o in range(cur - 1, -1, -1) if size[o] != 0), None)
         if outer_lvl is None:
-            size[cur] = part[cur] = content[cur] = share[cur] = 0
+            size[cur] = part[cur] = content[cur] = 0
+            share[cur] = Fraction(0)
             break
         weighted = sum(acc * m for m, acc in stats[outer_lvl].items())
         factor = float(content[cur] * fanout[outer_lvl]) / float(weighted)
         stats[outer_lvl] = {m: (int(acc * factor) if acc else 0) for m, acc in stats[outer_lvl].items()}
         content[outer_lvl] = sum(stats[outer_lvl].values())
-        size[cur] = part[cur] = content[cur] = share[cur] = 0
+        links[outer_lvl] = 0  # its children are gone: they all read the parent directly
+        size[cur] = part[cur] = content[cur] = 0
+        share[cur] = Fraction(0)
     for lvl in range(n):  # outermost bypassing levels vanish altogether (ProcessOuterMaskedLevels)
         if keep[lvl]:
-            share[lvl] = 0
+            share[lvl] = Fraction(0)
             break
-        size[lvl] = part[lvl] = content[lvl] = share[lvl] = rep[lvl] = 0
+        size[lvl] = part[lvl] = content[lvl] = rep[lvl] = 0
+        share[lvl] = Fraction(0)
 
-    # 5. Reads, fills, updates (ComputeReadUpdateReductionAccesses_Legacy, first-read elision on).
+    # 5. Peer accesses: a child that takes words from a neighbour reads them there and fills them
+    #    (ComputePeerAccesses, per child instance).
+    peer = [Fraction(0)] * n
+    for lvl in range(n - 1):
+        if links[lvl] and size[lvl + 1]:
+            peer[lvl + 1] += Fraction(links[lvl], rep[lvl + 1])
+
+    # 6. Reads, fills, updates (ComputeReadUpdateReductionAccesses_Legacy, first-read elision on).
     out = []
     for lvl in range(n):
         if size[lvl] == 0:
-            out.append((0, 0, rep[lvl], 0, 0, 0))
+            out.append((0, 0, rep[lvl], 0, 0, 0, links[lvl]))
             continue
         if tensor == RW_TENSOR:
             outermost = all(size[o] == 0 for o in range(lvl))
-            fills = share[lvl] if outermost else share[lvl] - part[lvl]
-            out.append((size[lvl], part[lvl], rep[lvl], content[lvl] - part[lvl], fills, content[lvl]))
+            fills = share[lvl] + peer[lvl] - (0 if outermost else part[lvl])
+            out.append((size[lvl], part[lvl], rep[lvl], _round(content[lvl] + peer[lvl] - part[lvl]),
+                        _round(fills), content[lvl], links[lvl]))
         else:
-            out.append((size[lvl], part[lvl], rep[lvl], content[lvl], share[lvl], 0))
+            out.append((size[lvl], part[lvl], rep[lvl], _round(content[lvl] + peer[lvl]),
+                        math.floor(share[lvl] + peer[lvl]), 0, links[lvl]))
     return out
 
 
-def evaluate(nest: Nest) -> NestStats:
-    """Timeloop's per-level, per-tensor counts, cycles and energy for `nest` (no link transfers)."""
+def _round(x: Fraction | int) -> int:
+    """std::round: halves away from zero."""
+    f = Fraction(x)
+    return math.floor(abs(f) + Fraction(1, 2)) * (1 if f >= 0 else -1)
+
+
+def evaluate(nest: Nest, *, link_transfers: bool = True) -> NestStats:
+    """Timeloop's per-level, per-tensor counts, cycles and energy for `nest`, with link transfers
+    as Timeloop runs by default or, with `link_transfers=False`, as it runs with
+    `TIMELOOP_DISABLE_LINK_TRANSFERS=1`."""
     _check_mapping(nest)
     prob = nest.problem
     dims = prob.dims
@@ -196,13 +255,12 @@ def evaluate(nest: Nest) -> NestStats:
     computes = prob.macs
 
     ranks = {t: tuple(tuple((idx[d], c) for d, c in rank) for rank in prob.ranks(t)) for t in TL_TENSORS}
-    sizes: dict[str, list[int]] = {}
-    for t in TL_TENSORS:
-        sizes[t] = [box_size(tuple(math.prod(m.t(d) * m.s(d) for m in nest.mappings[lvl:]) for d in dims), ranks[t])
-                    for lvl in range(n)]
+    exts = _extents(nest)
+    sizes = {t: [box_size(exts[lvl], ranks[t]) for lvl in range(n)] for t in TL_TENSORS}
     _check_capacity(nest, sizes)
 
-    per_tensor = {t: _tensor_counts(nest, loops, ranks[t], t, cycles, sizes[t]) for t in TL_TENSORS}
+    per_tensor = {t: _tensor_counts(nest, loops, ranks[t], t, cycles, sizes[t], link_transfers, exts)
+                  for t in TL_TENSORS}
 
     levels: list[LevelStats] = []
     total_cycles = cycles
@@ -212,9 +270,9 @@ def evaluate(nest: Nest) -> NestStats:
         energy = 0.0
         rd = wr = 0.0
         for t in TL_TENSORS:
-            size, part, inst, reads, fills, updates = per_tensor[t][lvl]
+            size, part, inst, reads, fills, updates, links = per_tensor[t][lvl]
             kept = t in nest.mappings[lvl].keep
-            tstats[t] = TensorStats(kept, part, size, inst, reads, fills, updates)
+            tstats[t] = TensorStats(kept, part, size, inst, reads, fills, updates, links)
             b = s.block_size
             e_read, e_write = s.energies(t)
             vec = -(-reads // b) * e_read + -(-fills // b) * e_write + -(-updates // b) * e_write

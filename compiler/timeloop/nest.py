@@ -203,6 +203,7 @@ class TensorStats:
     reads: int
     fills: int
     updates: int
+    link_transfers: int = 0  # words this level's children took from a mesh neighbour (per instance)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def parse_ert(path: Path) -> dict[str, dict[str, float]]:
     for i, t in enumerate(tables):
         if not isinstance(t, dict) or "name" not in t or not isinstance(t.get("actions"), list):
             raise DesignError(file, f"ERT.tables[{i}]", "needs a name and a list of actions")
-        level, _ = _split_name(str(t["name"]).split(".")[-1], file, f"ERT.tables[{i}].name")
+        # the last dotted component, ranges like PE[0..15] (which hold dots) taken out first
+        level = re.sub(r"\[\d+\.\.\d+\]", "", str(t["name"])).split(".")[-1]
         acts = out.setdefault(level, {})
         for j, a in enumerate(t["actions"]):
             e = a.get("energy") if isinstance(a, dict) else None
@@ -272,14 +273,12 @@ def parse_mapping(path: Path, level_names: list[str], problem: Problem) -> list[
     return out
 
 
-def read_case(folder: str | Path) -> Nest:
-    """A golden-case folder (arch/problem/mapping/ERT YAML) -> `Nest`."""
-    folder = Path(folder)
-    storages, compute = parse_arch(folder / "arch.yaml")
-    ert_path = folder / "ERT.yaml"
-    ert = parse_ert(ert_path)
-    problem = parse_problem(folder / "problem.yaml")
-    arch_file = str(folder / "arch.yaml")
+def read_hardware(arch_path: str | Path, ert_path: str | Path) -> tuple[tuple[Storage, ...], Compute]:
+    """The storage levels (outermost first) and the MAC level of a v0.3-tree architecture, priced by
+    an Accelergy energy reference table (what `timeloop-model` reads from arch.yaml and ERT.yaml)."""
+    arch_file, ert_file = str(arch_path), str(ert_path)
+    storages, compute = parse_arch(Path(arch_path))
+    ert = parse_ert(Path(ert_path))
     levels: list[Storage] = []
     for s in storages:
         a, f = s["attrs"], s["field"] + ".attributes"
@@ -292,7 +291,7 @@ def read_case(folder: str | Path) -> Nest:
             raise DesignError(arch_file, f, f"{s['name']}: on-chip storage needs depth/memory_depth or entries")
         acts = ert.get(s["name"])
         if acts is None or "read" not in acts or "write" not in acts:
-            raise DesignError(str(ert_path), "ERT.tables", f"no read/write energies for level {s['name']!r}")
+            raise DesignError(ert_file, "ERT.tables", f"no read/write energies for level {s['name']!r}")
         mb = _num_attr(a, "multiple-buffering", arch_file, f) or 1.0
         levels.append(Storage(s["name"], s["instances"], _mesh_x(s, arch_file), size, block, bits,
                               _num_attr(a, "read_bandwidth", arch_file, f),
@@ -301,7 +300,15 @@ def read_case(folder: str | Path) -> Nest:
                               acts["read"], acts["write"], None, mb))
     cacts = ert.get(compute["name"], {})
     if "mac_random" not in cacts:
-        raise DesignError(str(ert_path), "ERT.tables", f"no mac_random energy for {compute['name']!r}")
+        raise DesignError(ert_file, "ERT.tables", f"no mac_random energy for {compute['name']!r}")
     comp = Compute(compute["name"], compute["instances"], _mesh_x(compute, arch_file), cacts["mac_random"])
+    return tuple(levels), comp
+
+
+def read_case(folder: str | Path) -> Nest:
+    """A golden-case folder (arch/problem/mapping/ERT YAML) -> `Nest`."""
+    folder = Path(folder)
+    levels, comp = read_hardware(folder / "arch.yaml", folder / "ERT.yaml")
+    problem = parse_problem(folder / "problem.yaml")
     mappings = parse_mapping(folder / "mapping.yaml", [s.name for s in levels], problem)
-    return Nest(problem, tuple(levels), comp, tuple(mappings), source=str(folder))
+    return Nest(problem, levels, comp, tuple(mappings), source=str(folder))

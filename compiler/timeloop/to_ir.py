@@ -15,7 +15,8 @@ keeps everything Timeloop reads and nothing is re-derived:
   is `pe_array` = (meshY, meshX), so per-PE levels lower to meshX columns again;
 * `noc` is None (an imported array parallelizes any dims); `unroll` gives every spatial dim at
   least its spatial factor with product = the PE count, aligned with the mapping's own X/Y split
-  where that is possible (see `_unroll`);
+  where that is possible (see `_unroll`); the split and its loop order are kept as the mapping's
+  `mesh` (link transfers depend on both);
 * the layer: conv (M -> K) or depthwise (G -> K = C = groups, Timeloop's C = M = 1), input size
   (P - 1) x stride + R without padding, Wstride -> stride[0] (rows), Hstride -> stride[1];
 * the mapping: temporal loops keyed by the level names, orders outermost first over all 7 dnac
@@ -182,7 +183,7 @@ def nest_to_design(nest: Nest, name: str, *, target: str = "asic", layer: str | 
             x_tl, y_tl = m.spatial_xy()
             xs = tuple(to_dnac[tl] for tl in x_tl if tl in to_dnac and m.s(tl) > 1)
             ys = tuple(to_dnac[tl] for tl in y_tl if tl in to_dnac and m.s(tl) > 1)
-    mapping = Mapping(temporal, spatial, fanout)
+    mapping = Mapping(temporal, spatial, fanout, (xs, ys) if spatial else None)
 
     # The layer (no padding: the input is exactly what the windows read).
     b = prob.bounds
