@@ -32,6 +32,9 @@ class DnacError(Exception):
     def __str__(self) -> str:  # dataclass would otherwise print the repr
         return self.line()
 
+    def __reduce__(self) -> tuple:  # pickled as its three fields (`dnac map` raises them in worker processes)
+        return type(self), (self.file, self.field, self.reason)
+
 
 class ModelError(DnacError):
     """A model description (model.yaml, zoo name, nn.Module) is malformed."""

@@ -178,6 +178,12 @@ def test_map_without_link_transfers_prices_as_timeloop_with_them_disabled(capsys
         assert got.energy_pJ == pytest.approx(entry["energy_pj"], rel=1e-12)
 
 
+def _two_word_glb(src: Path) -> str:
+    text = src.read_text()
+    assert "memory_depth: 2048" in text
+    return text.replace("memory_depth: 2048", "memory_depth: 2048\n          entries: 2", 1)
+
+
 BAD_ARCH_TWO_MACS = """\
 architecture:
   version: 0.3
@@ -191,7 +197,7 @@ architecture:
 
 
 @pytest.mark.parametrize("case", ["missing arch", "no ERT", "two compute levels", "bad constraints target",
-                                  "bad constraints tensor", "bad objective"])
+                                  "bad constraints tensor", "bad objective", "nothing fits, in a worker"])
 def test_bad_map_input_is_one_line_and_exit_2(capsys, tmp_path: Path, case: str) -> None:
     src, _, _, _ = resolve_files(MapOptions(model="-", arch="three_level_16"))
     args = ["map", "tiny", "--arch", str(src), "--out", str(tmp_path / "o"), "--evaluations", "5"]
@@ -213,9 +219,16 @@ def test_bad_map_input_is_one_line_and_exit_2(capsys, tmp_path: Path, case: str)
         (tmp_path / "c.yaml").write_text("constraints:\n- {target: RF, type: bypass, keep: [Psums]}\n")
         args += ["--constraints", str(tmp_path / "c.yaml")]
         want = "unknown tensors ['Psums']"
-    else:
+    elif case == "bad objective":
         args += ["--objective", "fps"]
         want = "--objective"
+    else:  # a global buffer of 2 words that must keep all three tensors; the error crosses a process
+        (tmp_path / "arch.yaml").write_text(_two_word_glb(src))
+        (tmp_path / "ERT.yaml").write_text(src.with_name("ERT.yaml").read_text())
+        (tmp_path / "c.yaml").write_text("constraints:\n- {target: GLB, type: bypass, keep: [Weights, Inputs, Outputs]}\n")
+        args[3] = str(tmp_path / "arch.yaml")
+        args = ["--threads", "2", *args, "--constraints", str(tmp_path / "c.yaml")]
+        want = "no mapping of the layer fits the architecture's buffers"
     code, _, err = run(capsys, *args)
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]

@@ -8,11 +8,22 @@ level keeps where the architecture and the constraints allow.  Every candidate i
 exact model (`model.evaluate`, Timeloop v3.0.3's own counts), so the mapping found is the one
 `timeloop-model` prices, number for number.
 
-The search is a simulated annealing over those knobs, started from a greedy mapping (fan-outs
-filled first, largest prime factors first; then each level, innermost first, filled as far as
-its capacity allows) and restarted from the best point when it stalls.  It is deterministic for
-a seed.  `random_search` (the baseline of `dnac bench map`) draws independent legal mappings;
-`exhaustive` enumerates the whole space of small layers for the optimality gap.
+The search, per layer, for a budget of priced mappings (`anneal`):
+
+1. *Spatial candidates*: a beam search over the fan-outs' mesh axes, each taking a near-largest
+   product of the layer's prime factors that fits it (`spatial_candidates`): the assignments
+   that keep the most PEs busy, in several shapes.
+2. *Orderings* (30% of the budget): LOMA's allocation (Symons et al., 2021) on each pair of a
+   spatial candidate and a keep-set variant: the temporal primes in some order fill the levels
+   from the innermost outwards, as far as every buffer holding them allows (`ordered`); random
+   orders, successive halving over the pairs.
+3. *Annealing* (the rest) from the best point, with moves of one or two primes to another slot,
+   a dim to another place in a level's order, the spatial order, and bypass where it is free;
+   back to the best point when it stalls.
+
+It is deterministic for a seed.  `random_search` (the baseline of `dnac bench map`) draws
+independent mappings; `exhaustive` enumerates the whole space of small layers, for the
+optimality gap.
 """
 
 from __future__ import annotations
@@ -146,6 +157,7 @@ class Space:
         self.keepable = [rule.keep is None and lvl > 0 for lvl, rule in enumerate(self.rules)]
         idx = {d: i for i, d in enumerate(self.dims)}
         self._ranks = {t: tuple(tuple((idx[d], c) for d, c in rank) for rank in problem.ranks(t)) for t in TL_TENSORS}
+        self._indexes = {t: {d for rank in problem.ranks(t) for d, _ in rank} for t in TL_TENSORS}
         self.memo: dict[tuple, float] = {}
         self.best: tuple[float, tuple | None] = (math.inf, None)
         self.evaluations = 0
@@ -349,10 +361,13 @@ class Space:
         top = options[0][0]
         return [chosen for prod, chosen in options if prod * 2 > top][:12]
 
-    def ordered(self, spatial: tuple[Slot, ...], order: list[int], keeps: tuple[frozenset[str], ...]) -> tuple:
+    def ordered(self, spatial: tuple[Slot, ...], order: list[int], keeps: tuple[frozenset[str], ...],
+                relevant: bool = False) -> tuple:
         """The state LOMA's allocation gives: the temporal primes in `order` (innermost first) fill
         the levels from the innermost outwards, each level as far as every buffer holding its loops
-        allows; a level's loop order is the order its primes came in."""
+        allows; a level's loop order is the order its primes came in.  With `relevant`, a prime
+        goes no lower than the innermost level keeping a tensor its dim indexes (LOMA allocates
+        per tensor, so on a chain of one-tensor buffers a loop lands with the tensor it moves)."""
         assign = list(spatial)
         lvl = self.n - 1
         placed: list[list[str]] = [[] for _ in range(self.n)]
@@ -360,16 +375,20 @@ class Space:
             if spatial[i][0] != 0:
                 continue
             d = self.free[i][0]
-            while lvl > 0:
-                if (d, (0, lvl)) not in self.locked:
-                    assign[i] = (0, lvl)
-                    if all(self._fits(tuple(assign), keeps, outer) for outer in range(1, lvl + 1)):
+            at = lvl
+            while at > 0:
+                moves = any(d in self._indexes[t] for t in keeps[at])
+                if (d, (0, at)) not in self.locked and (moves or not relevant):
+                    assign[i] = (0, at)
+                    if all(self._fits(tuple(assign), keeps, outer) for outer in range(1, at + 1)):
                         break
-                lvl -= 1
-            if lvl == 0:
+                    if at == lvl:
+                        lvl -= 1  # a prime that moves this level's tiles does not fit: the level is full
+                at -= 1
+            if at == 0:
                 assign[i] = (0, 0)
-            if d not in placed[lvl]:
-                placed[lvl].append(d)
+            if d not in placed[at]:
+                placed[at].append(d)
         orders = []
         for lvl, rule in enumerate(self.rules):
             fixed = [d for d in rule.innermost if d in self.dims]
@@ -432,7 +451,7 @@ class Space:
 
 
 def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac: float = 0.3,
-           temp0: float = 0.2) -> MapResult:
+           temp0: float = 0.2, realloc: float = 0.15) -> MapResult:
     """LOMA-style orderings on the best spatial assignments, then simulated annealing from the
     best of them (see the module docstring)."""
     t0 = time.perf_counter()
@@ -456,12 +475,13 @@ def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac:
     for r in range(rounds):
         share = max(1, (explore - space.evaluations) // (len(alive) * (rounds - r)))
         for arm in alive:
-            for _ in range(share):
+            for k in range(share):
                 tries += 1
-                order = list(temporal)
-                rng.shuffle(order)
-                score[arm] = min(score[arm], space.price(space.ordered(arm[0], order, arm[1])))
+                order = _chunked(space, rng) if k % 2 == 0 else rng.sample(temporal, len(temporal))
+                state = space.ordered(arm[0], order, arm[1], relevant=rng.random() < 0.5)
+                score[arm] = min(score[arm], space.price(state))
         alive = sorted(alive, key=lambda a: score[a])[:max(1, len(alive) // 2)]
+    _polish(space, evaluations)
     cur, cur_v = space.best[1], space.best[0]
     if cur is None:  # nothing fits yet: any fitting random point
         for _ in range(200):
@@ -473,11 +493,20 @@ def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac:
             return _result(space, t0)
     temp1 = 0.001
     stall = 0
+    seen, repeats = space.evaluations, 0
     while space.evaluations < evaluations and tries < 50 * evaluations:
         tries += 1
+        repeats = repeats + 1 if space.evaluations == seen else 0
+        seen = space.evaluations
+        if repeats > 300:  # every neighbour of the points visited is priced already: a small space, done
+            break
         frac = space.evaluations / evaluations
         temp = temp0 * (temp1 / temp0) ** frac
-        cand = space.neighbour(cur, rng)
+        if rng.random() < realloc:  # a fresh LOMA allocation on the current spatial choice and keeps
+            spatial = tuple(sl if sl[0] != 0 else (0, 0) for sl in cur[0])
+            cand = space.ordered(spatial, _chunked(space, rng), cur[3], relevant=rng.random() < 0.5)
+        else:
+            cand = space.neighbour(cur, rng)
         v = space.price(cand)
         if not math.isfinite(v):
             continue
@@ -489,7 +518,49 @@ def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac:
             stall += 1
             if stall > max(40, evaluations // 10):
                 cur, cur_v, stall = space.best[1], space.best[0], 0
+    _polish(space, evaluations + evaluations // 10)
     return _result(space, t0)
+
+
+def _polish(space: Space, budget: int) -> None:
+    """Coordinate descent on the loop orders of the best point: every level's live dims, each
+    tried innermost and outermost among them, until no move helps (or the budget is spent)."""
+    improved = True
+    while improved and space.best[1] is not None and space.evaluations < budget:
+        improved = False
+        assign, orders, sorders, keeps = space.best[1]
+        t, _, _ = space.factors(assign)
+        for lvl in range(space.n):
+            live = [d for d in orders[lvl] if t[lvl].get(d, 1) > 1 and d not in space.rules[lvl].innermost]
+            for d in live:
+                rest = [x for x in orders[lvl] if x != d]
+                fixed = [x for x in rest if x in space.rules[lvl].innermost]
+                rest = [x for x in rest if x not in fixed]
+                for new in (rest + [d] + fixed, [d] + rest + fixed):
+                    cand = (assign, orders[:lvl] + (tuple(new),) + orders[lvl + 1:], sorders, keeps)
+                    before = space.best[0]
+                    space.price(cand)
+                    if space.best[0] < before:
+                        improved = True
+                        break
+                if improved or space.evaluations >= budget:
+                    break
+            if improved or space.evaluations >= budget:
+                break
+
+
+def _chunked(space: Space, rng: random.Random) -> list[int]:
+    """A loop ordering in LOMA's style: each dim's primes in one to three runs (LOMA merges a
+    layer's prime factors into a few loops), the runs shuffled."""
+    runs: list[list[int]] = []
+    for d in space.dims:
+        idx = [i for i, (dd, _) in enumerate(space.free) if dd == d]
+        if not idx:
+            continue
+        cuts = sorted(rng.sample(range(1, len(idx)), min(len(idx) - 1, rng.choice((0, 0, 1, 2)))))
+        runs += [idx[a:b] for a, b in zip([0, *cuts], [*cuts, len(idx)])]
+    rng.shuffle(runs)
+    return [i for run in runs for i in run]
 
 
 def random_search(space: Space, evaluations: int, seed: int = 0) -> MapResult:
