@@ -481,7 +481,7 @@ def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac:
                 state = space.ordered(arm[0], order, arm[1], relevant=rng.random() < 0.5)
                 score[arm] = min(score[arm], space.price(state))
         alive = sorted(alive, key=lambda a: score[a])[:max(1, len(alive) // 2)]
-    _polish(space, evaluations)
+    _polish(space, explore + evaluations // 20)
     cur, cur_v = space.best[1], space.best[0]
     if cur is None:  # nothing fits yet: any fitting random point
         for _ in range(200):
@@ -494,7 +494,8 @@ def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac:
     temp1 = 0.001
     stall = 0
     seen, repeats = space.evaluations, 0
-    while space.evaluations < evaluations and tries < 50 * evaluations:
+    polish = max(1, evaluations // 20)  # the last evaluations go to `_polish`
+    while space.evaluations < evaluations - polish and tries < 50 * evaluations:
         tries += 1
         repeats = repeats + 1 if space.evaluations == seen else 0
         seen = space.evaluations
@@ -518,7 +519,7 @@ def anneal(space: Space, evaluations: int = 800, seed: int = 0, *, explore_frac:
             stall += 1
             if stall > max(40, evaluations // 10):
                 cur, cur_v, stall = space.best[1], space.best[0], 0
-    _polish(space, evaluations + evaluations // 10)
+    _polish(space, evaluations)
     return _result(space, t0)
 
 
@@ -537,6 +538,8 @@ def _polish(space: Space, budget: int) -> None:
                 fixed = [x for x in rest if x in space.rules[lvl].innermost]
                 rest = [x for x in rest if x not in fixed]
                 for new in (rest + [d] + fixed, [d] + rest + fixed):
+                    if space.evaluations >= budget:
+                        return
                     cand = (assign, orders[:lvl] + (tuple(new),) + orders[lvl + 1:], sorders, keeps)
                     before = space.best[0]
                     space.price(cand)
