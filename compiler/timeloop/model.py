@@ -157,6 +157,7 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
         else:
             steps = walk_steps(exts[lvl + 1], outer, ranks)
         acc: Counter[int] = Counter()
+        plain = 0  # words served to the usual multicast groups (summed, then spread once)
         for st in steps:
             served = st.weight * st.words
             if link and st.linked and served and fanout[lvl] > 1:
@@ -165,7 +166,9 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
                     acc.update({m: served * g for m, g in rest.items()})
                     links[lvl] += matched * served
                     continue
-            acc.update({m: served * g for m, g in fan.hist.items()})
+            plain += served
+        if plain:
+            acc.update({m: plain * g for m, g in fan.hist.items()})
         stats.append(dict(acc))
     content = [sum(s.values()) for s in stats]
 
