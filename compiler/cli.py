@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -233,25 +234,28 @@ def build(model: str, target_name: str, out: Path | None, seed: int, budget: flo
               metavar="FLOAT", help="Clock for report.json's fps and latency (Timeloop counts cycles only).")
 @click.option("--no-link-transfers", is_flag=True,
               help="Price as timeloop-model with TIMELOOP_DISABLE_LINK_TRANSFERS=1 (default: its defaults).")
+@click.option("--jobs", type=click.IntRange(min=1, max=64), default=None, metavar="INTEGER",
+              help="Processes mapping distinct layer shapes side by side, 1 .. 64 (the result does not depend on it).  "
+                   "[default: 2, or 1 on a one-core machine]")
 @click.option("--force", is_flag=True, help="Overwrite an existing folder that dnac did not write.")
-@click.pass_context
-def map_cmd(ctx: click.Context, model: str, arch: str, ert: Path | None, art: Path | None, components: Path | None,
+def map_cmd(model: str, arch: str, ert: Path | None, art: Path | None, components: Path | None,
             constraints: Path | None, objective: str, out: Path | None, evaluations: int, seed: int,
-            clock_mhz: float, no_link_transfers: bool, force: bool) -> None:
+            clock_mhz: float, no_link_transfers: bool, jobs: int | None, force: bool) -> None:
     """Map MODEL's layers onto an existing accelerator (a Timeloop architecture).
 
     The hardware is frozen as the architecture states it; each layer's mapping (factors per level,
     loop orders, spatial split, bypass) is searched against Timeloop v3.0.3's own counts.  Writes
     report.json and timeloop/<NN>_<layer>/ (arch, ERT, problem, mapping, ...), so that timeloop-model
     on each folder reproduces the layer's figures in report.json.  Distinct layer shapes are mapped
-    `dnac --threads N` at a time, in separate processes; the result does not depend on N.
+    in separate processes (--jobs): independent searches, so unlike tensor threads they do not slow
+    each other down when another program holds a core.
     """
     from dnac.compiler.mapcmd import MapOptions, run_map
 
     opts = MapOptions(model=model, arch=arch, ert=ert, art=art, components=components, constraints=constraints,
                       objective=objective, out=out, evaluations=evaluations, seed=seed,
                       link_transfers=not no_link_transfers, clock_mhz=clock_mhz, force=force,
-                      jobs=ctx.obj["threads"])
+                      jobs=jobs if jobs is not None else min(2, os.cpu_count() or 1))
     path = run_map(opts)
     report = json.loads((path / "report.json").read_text())
     s = report["search"]

@@ -57,7 +57,7 @@ class MapOptions:
     objective: str = "edp"
     out: Path | None = None
     evaluations: int = 800  # per distinct layer shape
-    jobs: int = 1  # processes mapping distinct shapes side by side (`dnac --threads`)
+    jobs: int = 1  # processes mapping distinct shapes side by side (`dnac map --jobs`)
     seed: int = 0
     link_transfers: bool = True
     clock_mhz: float = 1000.0
