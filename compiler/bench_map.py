@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dnac.compiler.mapcmd import MapOptions, layer_problem, read_constraints, resolve_files
+from dnac.compiler.mapcmd import layer_problem, shipped_hardware
 from dnac.compiler.timeloop.mapper import (
     Hardware,
     LevelRule,
@@ -32,7 +32,6 @@ from dnac.compiler.timeloop.mapper import (
 )
 from dnac.compiler.timeloop.model import evaluate
 from dnac.compiler.timeloop.nest import TL_TENSORS, Problem, ShapeKind
-from dnac.compiler.timeloop.parse import read_hardware
 from dnac.compiler.workload import zoo
 
 Row = dict[str, Any]
@@ -53,14 +52,6 @@ SMALL: tuple[tuple[str, str, dict[str, int], bool], ...] = (
     ("three_level_16", "conv C4 M2 R3 P2", {"C": 4, "M": 2, "R": 3, "P": 2}, True),
     ("three_level_16", "conv C2 M4 R3 P4", {"C": 2, "M": 4, "R": 3, "P": 4}, True),
 )
-
-def _setup(arch: str) -> tuple[Hardware, dict[str, LevelRule]]:
-    a, e, _, _ = resolve_files(MapOptions(model="-", arch=arch))
-    storage, compute = read_hardware(a, e)
-    cons = a.with_name("constraints.yaml")
-    rules = read_constraints(cons, [s.name for s in storage]) if cons.is_file() else {}
-    return Hardware(storage, compute, arch), rules
-
 
 def _loma(prob: Problem, hw: Hardware, space: Space, objective: str) -> tuple[float | None, float | None, str]:
     """LOMA's best mapping priced by the exact model: (value, seconds, note)."""
@@ -98,7 +89,7 @@ def map_bench(*, seed: int = 0, evaluations: int = 800, random_factor: int = 10,
     bar = tqdm(cases, desc="bench map", unit="layer", disable=not sys.stderr.isatty())
     for arch, name, prob, keep_all in bar:
         bar.set_postfix_str(f"{name} on {arch}")
-        hw, rules = _setup(arch)
+        hw, rules = shipped_hardware(arch)
         if keep_all:  # bypass fixed: every level keeps every tensor
             rules = {s.name: replace(rules.get(s.name, LevelRule()), keep=frozenset(TL_TENSORS)) for s in hw.storage}
 

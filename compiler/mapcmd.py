@@ -87,6 +87,14 @@ def resolve_files(opts: MapOptions) -> tuple[Path, Path, Path | None, Path | Non
     return arch, ert, art, comp
 
 
+def shipped_hardware(name: str) -> tuple[Hardware, dict[str, LevelRule]]:
+    """A shipped architecture (`ARCHS`) with its own constraints, as `dnac map --arch NAME` reads it."""
+    arch, ert, _, _ = resolve_files(MapOptions(model="-", arch=name))
+    storage, compute = read_hardware(arch, ert)
+    cons = arch.with_name("constraints.yaml")
+    return Hardware(storage, compute, name), (read_constraints(cons, [s.name for s in storage]) if cons.is_file() else {})
+
+
 def read_constraints(path: Path, levels: list[str]) -> dict[str, LevelRule]:
     """Timeloop's constraints format (a list of `{target, type, factors, permutation, keep,
     bypass}`, under `constraints:` / `mapspace_constraints:`, optionally in `targets:`)."""

@@ -11,19 +11,15 @@ import pytest
 from test_cli import run
 
 from dnac.compiler.errors import DesignError
-from dnac.compiler.mapcmd import ARCHS, MapOptions, layer_problem, read_constraints, resolve_files
+from dnac.compiler.mapcmd import ARCHS, MapOptions, layer_problem, read_constraints, resolve_files, shipped_hardware
 from dnac.compiler.timeloop import evaluate, read_case
 from dnac.compiler.timeloop.mapper import Hardware, LevelRule, Space, anneal, exhaustive, random_search, space_size
 from dnac.compiler.timeloop.nest import TL_TENSORS, Problem, ShapeKind
-from dnac.compiler.timeloop.parse import read_hardware
 from dnac.compiler.workload import zoo
 
 
 def hardware(arch: str) -> tuple[Hardware, dict[str, LevelRule]]:
-    a, e, _, _ = resolve_files(MapOptions(model="-", arch=arch))
-    storage, compute = read_hardware(a, e)
-    cons = a.with_name("constraints.yaml")
-    return Hardware(storage, compute, arch), (read_constraints(cons, [s.name for s in storage]) if cons.is_file() else {})
+    return shipped_hardware(arch)
 
 
 def conv(**bounds: int) -> Problem:
