@@ -220,6 +220,7 @@ def run_map(opts: MapOptions) -> Path:
     arch, ert, art, comp = resolve_files(opts)
     storage, compute = read_hardware(arch, ert)
     hw = Hardware(storage, compute, opts.arch if opts.arch in ARCHS else arch.parent.name or arch.stem)
+    hw.check(str(arch))
     cons = opts.constraints or (arch.with_name("constraints.yaml") if opts.arch in ARCHS else None)
     if cons is not None and not cons.is_file():
         if opts.constraints is not None:

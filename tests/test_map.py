@@ -192,7 +192,7 @@ architecture:
 """
 
 
-@pytest.mark.parametrize("case", ["missing arch", "no ERT", "two compute levels", "bad constraints target",
+@pytest.mark.parametrize("case", ["missing arch", "no ERT", "two compute levels", "uneven fan-out", "bad constraints target",
                                   "bad constraints tensor", "bad objective", "nothing fits, in a worker"])
 def test_bad_map_input_is_one_line_and_exit_2(capsys, tmp_path: Path, case: str) -> None:
     src, _, _, _ = resolve_files(MapOptions(model="-", arch="three_level_16"))
@@ -207,6 +207,11 @@ def test_bad_map_input_is_one_line_and_exit_2(capsys, tmp_path: Path, case: str)
         (tmp_path / "arch.yaml").write_text(BAD_ARCH_TWO_MACS)
         (tmp_path / "ERT.yaml").write_text("ERT: {version: '0.4', tables: []}\n")
         args[3], want = str(tmp_path / "arch.yaml"), "needs exactly one compute level, found 2"
+    elif case == "uneven fan-out":  # 16 PEs under a buffer of 3 instances
+        text = src.read_text()
+        (tmp_path / "arch.yaml").write_text(text.replace("- name: chip\n", "- name: chip[0..2]\n", 1))
+        (tmp_path / "ERT.yaml").write_text(src.with_name("ERT.yaml").read_text())
+        args[3], want = str(tmp_path / "arch.yaml"), "a fan-out must be whole"
     elif case == "bad constraints target":
         (tmp_path / "c.yaml").write_text("constraints:\n- {target: L2, type: bypass, keep: [Inputs]}\n")
         args += ["--constraints", str(tmp_path / "c.yaml")]

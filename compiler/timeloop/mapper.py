@@ -59,6 +59,16 @@ class Hardware:
     compute: Compute
     name: str = "arch"
 
+    def check(self, file: str) -> None:
+        """One `DesignError` naming the level whose instances or meshX do not divide the next
+        inner level's (Timeloop needs whole fan-outs; no mapping could run on such an array)."""
+        inner = [*self.storage[1:], self.compute]
+        for s, nxt in zip(self.storage, inner):
+            if nxt.instances % s.instances or nxt.mesh_x % s.mesh_x or nxt.mesh_y % s.mesh_y:
+                raise DesignError(file, f"architecture.{nxt.name}",
+                                  f"{nxt.instances} instances (meshX {nxt.mesh_x}) do not split evenly under "
+                                  f"{s.name}'s {s.instances} (meshX {s.mesh_x}): a fan-out must be whole")
+
     def fanout(self, lvl: int) -> tuple[int, int]:
         """(X, Y) instances each instance of level `lvl` feeds."""
         s = self.storage[lvl]
