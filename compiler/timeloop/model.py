@@ -1,34 +1,34 @@
-"""`evaluate(nest)`: Timeloop v3.0.3 `timeloop-model` counts, cycles and energy, exactly, in ints.
+"""`evaluate(nest)`: Timeloop v3.0.3 `timeloop-model` counts, cycles and energy, exactly.
 
 The pipeline mirrors Timeloop's, stage by stage, so that every rounding lands where Timeloop's does:
 
-1. *Nest analysis* (`tiles.py`): per storage level and tensor, the tile (bounding box), the
-   words one instance receives over the run (summed temporal deltas, `walk_fills`), and at a
-   spatial fan-out the multicast groups (`group_histogram`).  The accesses a level serves are
-   recorded per multicast factor `m` (Timeloop's `AccessStatMatrix`): the innermost level serves
-   one access per MAC per cycle (`compute_cycles x groups`); any other level serves its child's
-   fills once per multicast group.
+1. *Nest analysis* (`tiles.py`, `links.py`): per storage level and tensor, the tile (bounding
+   box), the simulated steps of the walk above it (`walk_steps`: temporal extrapolation, deltas
+   that remember their translation vector), and at a spatial fan-out the multicast groups
+   (`group_histogram`) and, step by step, the link transfers between mesh neighbours (on by
+   default, as in Timeloop; `link_transfers=False` reproduces `TIMELOOP_DISABLE_LINK_TRANSFERS=1`).
+   The accesses a level serves are recorded per multicast factor `m` (Timeloop's
+   `AccessStatMatrix`): the innermost level serves one access per MAC per cycle; any other level
+   serves its child's deltas once per multicast group of the PEs not fed by a neighbour.
 2. *Tiling* (`tiling.cpp`, `CollapseTiles`): partition sizes (outermost tile, then scaled by
    tile / fan-out tile at every fan-out, integer division), each level's share of its parent's
-   accesses (`sum(accesses x m) // fanout`, before bypass), then **bypass masking**: a bypassed
-   level's parent takes over its child's traffic by scaling every multicast bucket by
-   `content x fanout / weighted_accesses` in double precision, truncated to an integer (so a
-   bypassed level keeps the parent's multicast credit, §9.5).  Read-write tensors then get
-   first-read elision: `reads = updates - partition`, `fills = share - partition` (not at the
-   outermost keeping level, whose fills are 0).
+   accesses (`sum(accesses x m) / fanout`, a double, before bypass), then **bypass masking**: a
+   bypassed level's parent takes over its child's traffic by scaling every multicast bucket by
+   `content x fanout / weighted_accesses` in double precision (so a bypassed level keeps the
+   parent's multicast credit), and drops its link transfers.  Peer accesses: a level whose
+   children took words from neighbours charges them, per child instance, as reads and fills of
+   the children (`ComputePeerAccesses`).  Read-write tensors then get first-read elision:
+   `reads = content + peer - partition`, `fills = share + peer - partition` (not at the outermost
+   keeping level); counts are rounded (`std::round`) or, for read-only fills, truncated where
+   Timeloop stores a double into an integer.
 3. *Buffer model* (`buffer.cpp`): capacity check; bandwidth slowdown from per-instance demand
    (sum over tensors of count / compute cycles, fills and updates as writes); energy as
    `instances x (ceil(reads/B) E_read + ceil(fills/B) E_write + ceil(updates/B) E_write)`.
 
-Link transfers (§9.9 of the golden README, on by default in Timeloop) are **not** modelled: the
-model reproduces `TIMELOOP_DISABLE_LINK_TRANSFERS=1`.  Golden cases flagged
-`link_transfers_used: true` (only p_000) are compared against their `no_link_transfers_variant`.
 Cluster sizes other than 1 (memory_width wider than a block) and imperfect factorizations are not
-modelled either; dnac pads the problem instead, so every mapping here factorizes exactly.
-
-Two roundings follow Timeloop's source without being exercised by the 40 golden cases (every
-value there is integral): the per-bucket integer division of the parent share and the truncation
-of the bypass rescaling.
+modelled; dnac pads the problem instead, so every mapping here factorizes exactly.  Link-transfer
+energy is 0 in the specs dnac reads and writes (the legacy network has no energy table), so only
+the buffers' counts move.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
             break
         weighted = sum(acc * m for m, acc in stats[outer_lvl].items())
         factor = float(content[cur] * fanout[outer_lvl]) / float(weighted)
-        stats[outer_lvl] = {m: (int(acc * factor) if acc else 0) for m, acc in stats[outer_lvl].items()}
+        stats[outer_lvl] = {m: acc * factor for m, acc in sorted(stats[outer_lvl].items())}  # doubles, as Timeloop
         content[outer_lvl] = sum(stats[outer_lvl].values())
         links[outer_lvl] = 0  # its children are gone: they all read the parent directly
         size[cur] = part[cur] = content[cur] = 0
@@ -230,7 +230,7 @@ def _tensor_counts(nest: Nest, loops: list[Loop], ranks: Ranks, tensor: str, cyc
             outermost = all(size[o] == 0 for o in range(lvl))
             fills = share[lvl] + peer[lvl] - (0 if outermost else part[lvl])
             out.append((size[lvl], part[lvl], rep[lvl], _round(content[lvl] + peer[lvl] - part[lvl]),
-                        _round(fills), content[lvl], links[lvl]))
+                        _round(fills), _round(content[lvl]), links[lvl]))
         else:
             out.append((size[lvl], part[lvl], rep[lvl], _round(content[lvl] + peer[lvl]),
                         math.floor(share[lvl] + peer[lvl]), 0, links[lvl]))
