@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -192,7 +193,8 @@ architecture:
 """
 
 
-@pytest.mark.parametrize("case", ["missing arch", "no ERT", "two compute levels", "uneven fan-out", "bad constraints target",
+@pytest.mark.parametrize("case", ["missing arch", "no ERT", "NaN energy", "negative energy", "two compute levels",
+                                  "uneven fan-out", "bad constraints target",
                                   "bad constraints tensor", "bad objective", "nothing fits, in a worker"])
 def test_bad_map_input_is_one_line_and_exit_2(capsys, tmp_path: Path, case: str) -> None:
     src, _, _, _ = resolve_files(MapOptions(model="-", arch="three_level_16"))
@@ -203,6 +205,12 @@ def test_bad_map_input_is_one_line_and_exit_2(capsys, tmp_path: Path, case: str)
     elif case == "no ERT":
         (tmp_path / "arch.yaml").write_text(src.read_text())
         args[3], want = str(tmp_path / "arch.yaml"), "no energy reference table"
+    elif case in ("NaN energy", "negative energy"):  # the mapper would rank mappings by nonsense
+        (tmp_path / "arch.yaml").write_text(src.read_text())
+        value = ".nan" if case == "NaN energy" else "-3.0"
+        ert = re.sub(r"energy: [0-9.]+", f"energy: {value}", src.with_name("ERT.yaml").read_text(), count=1)
+        (tmp_path / "ERT.yaml").write_text(ert)
+        args[3], want = str(tmp_path / "arch.yaml"), "energy: must be a finite number of pJ >= 0"
     elif case == "two compute levels":
         (tmp_path / "arch.yaml").write_text(BAD_ARCH_TWO_MACS)
         (tmp_path / "ERT.yaml").write_text("ERT: {version: '0.4', tables: []}\n")

@@ -150,8 +150,11 @@ def parse_ert(path: Path) -> dict[str, dict[str, float]]:
         acts = out.setdefault(level, {})
         for j, a in enumerate(t["actions"]):
             e = a.get("energy") if isinstance(a, dict) else None
-            if not isinstance(e, (int, float)) or "name" not in a:
+            if not isinstance(e, (int, float)) or isinstance(e, bool) or "name" not in a:
                 raise DesignError(file, f"ERT.tables[{i}].actions[{j}]", "needs a name and a numeric energy")
+            if not math.isfinite(e) or e < 0:
+                raise DesignError(file, f"ERT.tables[{i}].actions[{j}].energy",
+                                  f"must be a finite number of pJ >= 0, got {e!r}")
             acts[str(a["name"])] = max(float(e), acts.get(str(a["name"]), float("-inf")))
     return out
 
