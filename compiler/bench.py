@@ -232,11 +232,7 @@ def map_mappers(*, seed: int = 0, **kwargs: Any) -> list[Row]:
     """`bench_map.map_bench` (imported on use: it is the only bench that needs the mapper)."""
     from dnac.compiler.bench_map import map_bench
 
-    rows = map_bench(seed=seed, **kwargs)
-    for r in rows:
-        if isinstance(r.get("optimum"), float):
-            r["optimum_ratio"] = r["optimum"] / r["dnac_edp"]
-    return rows
+    return map_bench(seed=seed, **kwargs)
 
 
 BENCHES["map"] = map_mappers

@@ -114,7 +114,7 @@ def map_bench(*, seed: int = 0, evaluations: int = 800, random_factor: int = 10,
         row["space"] = size if size <= exhaustive_limit else f"> {exhaustive_limit:,}"
         if size <= exhaustive_limit:
             best = exhaustive(full_space, limit=exhaustive_limit)
-            row.update({"optimum": best.value, "optimum_s": round(best.seconds, 1),
+            row.update({"optimum": best.value, "optimum_s": round(best.seconds, 1), "optimum_ratio": best.value / ours.value,
                         "gap_pct": round(100 * (ours.value / best.value - 1), 3)})
         rows.append(row)
     return rows

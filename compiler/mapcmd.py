@@ -32,7 +32,7 @@ from dnac.compiler.backends.render import render
 from dnac.compiler.errors import DesignError, OptionError
 from dnac.compiler.frontend import load_model
 from dnac.compiler.naming import safe_path_segment
-from dnac.compiler.timeloop.emit import mapping_directives
+from dnac.compiler.timeloop.emit import mapping_directives, problem_instance
 from dnac.compiler.timeloop.mapper import OBJECTIVES, Hardware, LevelRule, MapResult, Space, anneal
 from dnac.compiler.timeloop.nest import TL_TENSORS, Problem, ShapeKind
 from dnac.compiler.timeloop.parse import read_hardware
@@ -192,7 +192,7 @@ def map_layers(layers: list[Layer], hw: Hardware, rules: dict[str, LevelRule], o
     return out, sum(r.evaluations for r in results)
 
 
-def _area_mm2(art: Path | None, hw: Hardware, arch: Path) -> float | None:
+def _area_mm2(art: Path | None, hw: Hardware) -> float | None:
     """Total area from Accelergy's ART (per-instance areas x instances), or None without one."""
     if art is None:
         return None
@@ -236,7 +236,7 @@ def run_map(opts: MapOptions) -> Path:
         t0 = time.perf_counter()
         found, evaluations = map_layers(layers, hw, rules, opts, str(arch))
         seconds = time.perf_counter() - t0
-        report = _report(w.name, w.layers, found, hw, opts, evaluations, seconds, _area_mm2(art, hw, arch))
+        report = _report(w.name, w.layers, found, hw, opts, evaluations, seconds, _area_mm2(art, hw))
         width = max(2, len(str(len(w.layers) - 1)))
         with atomic_output(out, force=opts.force) as tmp:
             for i, layer in enumerate(w.layers):
@@ -260,8 +260,7 @@ def _write_layer(folder: Path, model: str, layer: Layer, res: MapResult, arch: P
         for f in sorted(comp.glob("*.yaml")):
             shutil.copyfile(f, folder / "components" / safe_path_segment(f.name))
     prob = res.nest.problem
-    instance: dict[str, int] = {d: prob.bounds[d] for d in prob.dims}
-    instance.update(Wstride=prob.wstride, Hstride=prob.hstride, Wdilation=prob.wdilation, Hdilation=prob.hdilation)
+    instance = problem_instance(prob)
     names = {**_TL, Dim.K: "G"} if layer.is_depthwise else _TL
     (folder / "problem.yaml").write_text(render(
         "timeloop/problem.yaml.j2", model=model, layer=layer.name, op=layer.op.value,

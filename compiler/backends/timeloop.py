@@ -39,7 +39,7 @@ from dnac.compiler.ir.chunk import Chunk, StorageLevel
 from dnac.compiler.ir.design import DesignGraph, LayerNode
 from dnac.compiler.naming import safe_path_segment
 from dnac.compiler.targets import AsicTarget, Target
-from dnac.compiler.timeloop.emit import mapping_directives
+from dnac.compiler.timeloop.emit import mapping_directives, problem_instance
 from dnac.compiler.timeloop.lower import lower, tl_dims, word_bits
 from dnac.compiler.timeloop.nest import TL_TENSORS, Nest, ShapeKind, Storage
 from dnac.compiler.vocab import DIMS, MemLevel
@@ -161,8 +161,7 @@ def layer_context(design: DesignGraph, node: LayerNode, target: AsicTarget) -> d
     prob = nest.problem
     layer = node.layer
     names = tl_dims(layer.is_depthwise)
-    instance: dict[str, int] = {d: prob.bounds[d] for d in prob.dims}
-    instance.update(Wstride=prob.wstride, Hstride=prob.hstride, Wdilation=prob.wdilation, Hdilation=prob.hdilation)
+    instance = problem_instance(prob)
     return {
         "model": design.name, "layer": node.name, "op": layer.op.value,
         "chunk": {"id": chunk.id, "rows": rows, "cols": cols}, "chunk_id": chunk.id,

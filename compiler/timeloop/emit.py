@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dnac.compiler.timeloop.nest import TL_TENSORS, Nest
+from dnac.compiler.timeloop.nest import TL_TENSORS, Nest, Problem
 
 
 def _factors(dims: tuple[str, ...], f: dict[str, int]) -> str:
@@ -26,3 +26,9 @@ def mapping_directives(nest: Nest) -> list[dict[str, Any]]:
         out.append({"type": "bypass", "target": s.name, "keep": [t for t in TL_TENSORS if t in m.keep],
                     "bypass": [t for t in TL_TENSORS if t not in m.keep]})
     return out
+
+
+def problem_instance(prob: Problem) -> dict[str, int]:
+    """problem.yaml's `instance`: every dim's bound and the four coefficients."""
+    return {**{d: prob.bounds[d] for d in prob.dims}, "Wstride": prob.wstride, "Hstride": prob.hstride,
+            "Wdilation": prob.wdilation, "Hdilation": prob.hdilation}

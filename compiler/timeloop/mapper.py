@@ -270,6 +270,11 @@ class Space:
             out.append(tuple(d for d in base if d not in fixed) + tuple(fixed))
         return tuple(out)
 
+    def default_sorders(self) -> tuple[tuple[str, ...], ...]:
+        """Every level's spatial order (outermost first): output and input channels outermost."""
+        base = tuple(d for d in _SPATIAL_FIRST if d in self.dims) + tuple(d for d in self.dims if d not in _SPATIAL_FIRST)
+        return tuple(base for _ in range(self.n))
+
     def greedy(self) -> tuple:
         """Fan-outs filled first (largest primes first), then each level innermost first."""
         keeps = self.default_keeps()
@@ -301,8 +306,7 @@ class Space:
                 trial[i] = (0, lvl)
                 if all(self._fits(tuple(trial), keeps, outer) for outer in range(1, lvl + 1)):
                     assign = trial
-        sorders = tuple(tuple(d for d in _SPATIAL_FIRST if d in self.dims)
-                        + tuple(d for d in self.dims if d not in _SPATIAL_FIRST) for _ in range(self.n))
+        sorders = self.default_sorders()
         return tuple(assign), self.default_orders(), sorders, keeps
 
     def random_state(self, rng: random.Random) -> tuple:
@@ -405,8 +409,7 @@ class Space:
             inner = [d for d in placed[lvl] if d not in fixed]
             outer = [d for d in self.dims if d not in inner and d not in fixed]
             orders.append(tuple(outer) + tuple(reversed(inner)) + tuple(fixed))
-        sorders = tuple(tuple(d for d in _SPATIAL_FIRST if d in self.dims)
-                        + tuple(d for d in self.dims if d not in _SPATIAL_FIRST) for _ in range(self.n))
+        sorders = self.default_sorders()
         return tuple(assign), tuple(orders), sorders, keeps
 
     # -- moves -----------------------------------------------------------------------------
@@ -618,14 +621,14 @@ def space_size(space: Space, limit: int | None = None) -> int:
         if bound > limit:
             return limit + 1
     n = 0
-    for _ in _exhaustive_states(space, count_only=True):
+    for _ in _exhaustive_states(space):
         n += 1
         if limit is not None and n > limit:
             break
     return n
 
 
-def _exhaustive_states(space: Space, count_only: bool = False) -> Iterator[tuple]:
+def _exhaustive_states(space: Space) -> Iterator[tuple]:
     slots = space.slots
     per_dim = []
     for d in space.dims:
@@ -662,7 +665,7 @@ def _exhaustive_states(space: Space, count_only: bool = False) -> Iterator[tuple
         for orders in product(*order_sets):
             for sorders in product(*sorder_sets):
                 for keeps in product(*keep_choices):
-                    yield None if count_only else (assign, orders, sorders, keeps)
+                    yield assign, orders, sorders, keeps
 
 
 def _assign_of(space: Space, fac: dict[tuple[str, Slot], int]) -> tuple[Slot, ...] | None:
